@@ -1,0 +1,182 @@
+"""hacore nodes in a lab: a configuration directory per node and a daemon per host.
+
+Each node reads its own copy of the cluster's Heartbeat-style configuration (identical but for
+``nodeinfo``, which pins the node's name, and the log file, which lives in the node's directory
+so nothing is written outside the lab's temporary tree).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hacore.control import ControlError, request
+from hacore.lab.heartbeat import write_heartbeat_config
+from hacore.lab.netns import Host, wait_for
+from hacore.paths import runtime_paths
+
+STOP_TIMEOUT = 30.0
+
+
+def localize(config_dir: Path, node: str) -> None:
+    """Make a shared configuration this node's own: its name and its log file."""
+    (config_dir / "nodeinfo").write_text(f"{node}\n")
+    ha_cf = config_dir / "ha.cf"
+    text = re.sub(r"(?m)^(logfile|debugfile)\s.*$", "", ha_cf.read_text())
+    ha_cf.write_text(f"logfile {config_dir / 'hacore.log'}\n{text}")
+
+
+def write_cluster(
+    base: Path,
+    nodes: Sequence[str],
+    *,
+    keepalive: str | int = 200,
+    deadtime: str | int = 1500,
+    initdead: str | int | None = None,
+    links: Sequence[str] = ("bcast eth0",),
+    auth_key: str = "lab-secret",
+    auth_method: str = "sha1",
+    haresources: Sequence[str] | None = None,
+    extra: Sequence[str] = (),
+) -> dict[str, Path]:
+    """One configuration directory per node under ``base``; returns node → directory."""
+    shared = write_heartbeat_config(
+        base / "shared",
+        nodes=nodes,
+        keepalive=keepalive,
+        deadtime=deadtime,
+        initdead=initdead if initdead is not None else deadtime,
+        auth_key=auth_key,
+        auth_method=auth_method,
+        links=links,
+        haresources=haresources,
+        extra=extra,
+        install_scripts=False,
+    )
+    dirs: dict[str, Path] = {}
+    for node in nodes:
+        target = base / node
+        shutil.copytree(shared, target, dirs_exist_ok=True)
+        (target / "authkeys").chmod(0o600)
+        localize(target, node)
+        dirs[node] = target
+    return dirs
+
+
+@dataclass
+class HacoreNode:
+    """One hacore daemon (``python -m hacore run``) in a lab host."""
+
+    host: Host
+    config_dir: Path
+    extra_args: Sequence[str] = ()
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.host.name
+
+    @property
+    def socket(self) -> Path:
+        return runtime_paths(self.config_dir).socket
+
+    @property
+    def log_path(self) -> Path:
+        return self.config_dir / "hacore.log"
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def start(self) -> HacoreNode:
+        stderr = (self.config_dir / "stderr.log").open("ab")
+        self.proc = self.host.run(
+            [
+                sys.executable,
+                "-m",
+                "hacore",
+                "run",
+                "--config-dir",
+                str(self.config_dir),
+                *self.extra_args,
+            ],
+            stdout=stderr,
+            stderr=stderr,
+        )
+        stderr.close()
+        return self
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """``kill -9`` of the daemon: no goodbye."""
+        if self.proc is not None:
+            self.host.kill(self.proc, signal.SIGKILL)
+
+    def stop(self) -> int | None:
+        """SIGTERM, as ``systemctl stop`` sends; returns the exit status."""
+        if self.proc is None:
+            return None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=STOP_TIMEOUT)
+
+    def status(self) -> dict[str, Any] | None:
+        """The daemon's status, or None while it does not answer."""
+        try:
+            reply = request(self.socket, "status", timeout=2.0)
+        except ControlError:
+            return None
+        status = reply.get("status")
+        return status if reply.get("ok") and isinstance(status, dict) else None
+
+    def node_state(self, node: str) -> str | None:
+        status = self.status()
+        if status is None:
+            return None
+        if status["local"]["name"] == node:
+            return str(status["local"]["state"])
+        for entry in status["nodes"]:
+            if entry["name"] == node:
+                return str(entry["state"])
+        return None
+
+    def wait_status(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float, what: str
+    ) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name}: daemon exited with {self.proc.returncode}:\n{self.log()[-3000:]}"
+                )
+            status = self.status()
+            return status if status is not None and predicate(status) else None
+
+        result: dict[str, Any] = wait_for(check, timeout, what=f"{self.name}: {what}")
+        return result
+
+    def wait_node_state(self, node: str, state: str, timeout: float) -> dict[str, Any]:
+        def matches(status: dict[str, Any]) -> bool:
+            if status["local"]["name"] == node:
+                return bool(status["local"]["state"] == state)
+            return any(n["name"] == node and n["state"] == state for n in status["nodes"])
+
+        return self.wait_status(matches, timeout, f"node {node} {state}")
+
+
+def wait_all_active(nodes: Sequence[HacoreNode], timeout: float) -> None:
+    names = [n.name for n in nodes]
+    deadline = time.monotonic() + timeout
+    for node in nodes:
+        for other in names:
+            node.wait_node_state(other, "active", max(0.1, deadline - time.monotonic()))
