@@ -1,0 +1,5 @@
+"""``python -m hacore`` is ``hactl``."""
+
+from hacore.cli import main
+
+main()

@@ -1,0 +1,236 @@
+"""``hactl``: run a node, ask it how the cluster is, check and convert configurations.
+
+Exit status: 0 success, 1 failure, 2 bad configuration or usage, 3 daemon not running (as LSB
+``status`` and ``heartbeat -s``). Bad input is reported as ``file:line: message`` lines, never as
+a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from hacore import __version__
+from hacore.config import ConfigError, Loaded, Severity, check, load, to_toml
+from hacore.control import ControlError, request
+from hacore.paths import DEFAULT_CONFIG_DIR, RuntimePaths, runtime_paths
+from hacore.statusview import format_status
+
+EXIT_CONFIG = 2
+EXIT_NOT_RUNNING = 3
+DEFAULT_TOML = Path("/etc/hacore/cluster.toml")
+
+
+def _default_source() -> Path:
+    env = os.environ.get("HACORE_CONFIG_DIR")
+    if env:
+        return Path(env)
+    if not (DEFAULT_CONFIG_DIR / "ha.cf").exists() and DEFAULT_TOML.exists():
+        return DEFAULT_TOML
+    return DEFAULT_CONFIG_DIR
+
+
+config_option = click.option(
+    "--config-dir",
+    "-c",
+    "source",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Directory holding ha.cf, authkeys and haresources, or a cluster.toml file "
+    "[default: /etc/ha.d, else /etc/hacore/cluster.toml].",
+)
+node_option = click.option(
+    "--node", default=None, help="This node's name [default: nodeinfo file, else uname -n]."
+)
+socket_option = click.option(
+    "--socket",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Control socket [default: follows from the configuration].",
+)
+
+
+def _fail(lines: list[str], code: int) -> NoReturn:
+    for line in lines:
+        click.echo(line, err=True)
+    sys.exit(code)
+
+
+def _load(source: Path | None, node: str | None) -> Loaded:
+    try:
+        loaded = load(source or _default_source(), node_name=node)
+    except ConfigError as err:
+        _fail([str(p) for p in err.problems], EXIT_CONFIG)
+    for warning in loaded.warnings:
+        click.echo(str(warning), err=True)
+    return loaded
+
+
+def _paths(source: Path | None, socket: Path | None, state_dir: Path | None = None) -> RuntimePaths:
+    return runtime_paths(source or _default_source(), state_dir=state_dir, socket=socket)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hactl")
+def main() -> None:
+    """hacore: high-availability cluster manager (reads Heartbeat's /etc/ha.d unchanged)."""
+
+
+@main.command()
+@config_option
+@node_option
+@socket_option
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where the generation number and node UUID live [default: follows from the "
+    "configuration].",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+def run(
+    source: Path | None,
+    node: str | None,
+    socket: Path | None,
+    state_dir: Path | None,
+    verbose: bool,
+) -> None:
+    """Run this node in the foreground until SIGTERM (what systemd expects)."""
+    from hacore import logs
+    from hacore.daemon import Daemon
+    from hacore.transport import LinkError
+
+    loaded = _load(source, node)
+    paths = _paths(source, socket, state_dir)
+    listener = logs.setup(loaded.config, verbose=verbose)
+    try:
+        asyncio.run(Daemon(loaded.config, paths).run())
+    except LinkError as err:
+        listener.stop()
+        _fail([f"{loaded.config.source}: {err}"], EXIT_CONFIG)
+    except PermissionError as err:
+        listener.stop()
+        _fail([f"hactl run: {err.strerror}: {err.filename} (run as root)"], 1)
+    except Exception as err:
+        # A bug, not bad input: the details go to the log, the person gets one line.
+        logging.getLogger("hacore").exception("daemon failed")
+        listener.stop()
+        _fail([f"hactl run: internal error: {err!r} (details in the log)"], 1)
+    listener.stop()
+
+
+@main.command()
+@config_option
+@socket_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(source: Path | None, socket: Path | None, as_json: bool) -> None:
+    """Show the nodes, their links and when each was last heard."""
+    path = _paths(source, socket).socket
+    try:
+        reply = request(path, "status")
+    except ControlError as err:
+        _fail([f"hactl status: {err}"], EXIT_NOT_RUNNING)
+    if not reply.get("ok"):
+        _fail([f"hactl status: {reply.get('error')}"], 1)
+    click.echo(json.dumps(reply["status"], indent=2) if as_json else format_status(reply["status"]))
+
+
+@main.group()
+def config() -> None:
+    """Check or convert a configuration."""
+
+
+@config.command("check")
+@config_option
+@node_option
+def config_check(source: Path | None, node: str | None) -> None:
+    """Validate ha.cf/authkeys/haresources or a cluster.toml; print every problem."""
+    problems = check(source or _default_source(), node_name=node)
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    if any(p.severity is Severity.ERROR for p in problems):
+        sys.exit(EXIT_CONFIG)
+    click.echo("configuration OK")
+
+
+@config.command("import")
+@click.argument("directory", type=click.Path(path_type=Path))
+@node_option
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the TOML here (mode 600: it holds the keys) instead of standard output.",
+)
+def config_import(directory: Path, node: str | None, output: Path | None) -> None:
+    """Turn a Heartbeat /etc/ha.d into a cluster.toml."""
+    text = to_toml(_load(directory, node).config)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    click.echo(f"wrote {output}", err=True)
+
+
+@main.command()
+@click.option(
+    "--method",
+    type=click.Choice(["sha256", "sha1", "md5"]),
+    default="sha256",
+    show_default=True,
+    help="sha1 or md5 if Heartbeat 3.0.6 nodes must read it.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write an authkeys file (mode 600) instead of standard output.",
+)
+def keygen(method: str, output: Path | None) -> None:
+    """Make a new random authkeys file."""
+    text = f"auth 1\n1 {method} {secrets.token_hex(32)}\n"
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    click.echo(f"wrote {output}", err=True)
+
+
+@main.command()
+@click.option(
+    "--keepalive",
+    "keepalive_ms",
+    type=click.IntRange(10, 5000),
+    default=100,
+    show_default=True,
+    help="Keepalive interval in milliseconds.",
+)
+@click.option(
+    "--deadtime",
+    "deadtime_ms",
+    type=click.IntRange(50, 60000),
+    default=1000,
+    show_default=True,
+    help="Dead time in milliseconds (more than 2 x keepalive).",
+)
+def demo(keepalive_ms: int, deadtime_ms: int) -> None:
+    """Run a live two-node cluster in network namespaces, cut a node's power, watch."""
+    from hacore.demo import main as run
+
+    if deadtime_ms <= 2 * keepalive_ms:
+        _fail(["hactl demo: --deadtime must exceed 2 x --keepalive"], EXIT_CONFIG)
+    sys.exit(run(click.echo, keepalive_ms=keepalive_ms, deadtime_ms=deadtime_ms))

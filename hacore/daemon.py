@@ -1,0 +1,252 @@
+"""Wiring: the asyncio loop that connects membership to the links, the control socket, the
+signals and the logs. The state machines decide; this module only moves bytes and time.
+
+The keepalive path is the timer callback ``_wake`` and the datagram callback ``_datagram``: both
+run to completion in microseconds and nothing else on the loop may await anything slow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import gc
+import logging
+import os
+import signal
+import time
+from dataclasses import asdict
+from typing import Any
+
+from hacore import __version__
+from hacore.config.model import AuthMethod, ClusterConfig
+from hacore.control import ControlServer
+from hacore.membership.detector import Membership
+from hacore.membership.envelope import Rejected, open_envelope, seal
+from hacore.membership.events import (
+    CommUp,
+    DatagramRejected,
+    Delivered,
+    Event,
+    LateHeartbeat,
+    LinkStateChanged,
+    NodeRestarted,
+    NodeReturned,
+    NodeState,
+    NodeStateChanged,
+    Send,
+)
+from hacore.paths import RuntimePaths
+from hacore.persist import next_generation, node_uuid
+from hacore.transport import Links
+
+log = logging.getLogger("hacore.daemon")
+
+# A flood of bad datagrams must not become a flood of log lines: one line per reason per window.
+_REJECT_LOG_INTERVAL_S = 10.0
+_LOADAVG_REFRESH_S = 5.0
+_MCL_CURRENT, _MCL_FUTURE = 1, 2
+
+
+def _go_realtime() -> None:
+    """Heartbeat's ``realtime on``: SCHED_FIFO and memory locked, so a loaded machine does not
+    make us late. RESET_ON_FORK keeps agents and their children off the realtime class."""
+    try:
+        policy = os.SCHED_FIFO | os.SCHED_RESET_ON_FORK
+        os.sched_setscheduler(0, policy, os.sched_param(os.sched_get_priority_min(os.SCHED_FIFO)))
+    except OSError as err:
+        log.warning("cannot use realtime scheduling (%s); running at normal priority", err.strerror)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mlockall(_MCL_CURRENT | _MCL_FUTURE) != 0:
+        log.warning("cannot lock ourselves into memory (%s)", os.strerror(ctypes.get_errno()))
+
+
+class Daemon:
+    def __init__(self, config: ClusterConfig, paths: RuntimePaths) -> None:
+        self.config = config
+        self.paths = paths
+        self.links = Links()
+        self.control = ControlServer(paths.socket, self._control)
+        self._allow_crc = config.auth.signing_key.method is AuthMethod.CRC
+        self._stopping = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
+        self._reject_logged: dict[str, float] = {}
+        self._started_wall = time.time()
+        self.membership: Membership | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        generation = next_generation(self.paths.generation_file)
+        uuid = node_uuid(self.paths.uuid_file)
+        self.membership = Membership(
+            local=self.config.local_node,
+            nodes=self.config.nodes,
+            links=[link.name for link in self.config.links],
+            timers=self.config.timers,
+            generation=generation,
+            uuid=uuid,
+            now=loop.time(),
+        )
+        log.info(
+            "hacore %s starting: node %s, generation %d, keepalive %d ms, deadtime %d ms",
+            __version__,
+            self.config.local_node,
+            generation,
+            self.config.timers.keepalive_ms,
+            self.config.timers.deadtime_ms,
+        )
+        await self.links.start(self.config.links, self._datagram)
+        await self.control.start()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        loop.add_signal_handler(signal.SIGUSR1, self._debug_level, 1)
+        loop.add_signal_handler(signal.SIGUSR2, self._debug_level, -1)
+        if self.config.realtime:
+            _go_realtime()
+        self._refresh_loadavg()
+        # Everything allocated so far lives as long as the daemon: keep the collector off it.
+        gc.collect()
+        gc.freeze()
+        self._wake()
+        await self._stopping.wait()
+        await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        log.info("shutting down")
+        assert self.membership is not None
+        self._handle(self.membership.shutdown(time.time()))
+        if self._timer is not None:
+            self._timer.cancel()
+        self.control.close()
+        # Let the goodbye datagram leave before the sockets close.
+        await asyncio.sleep(0)
+        self.links.close()
+        log.info("stopped")
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    # ------------------------------------------------------------------ keepalive path
+
+    def _wake(self) -> None:
+        membership = self.membership
+        assert membership is not None
+        loop = asyncio.get_running_loop()
+        self._handle(membership.tick(loop.time(), time.time()))
+        self._schedule()
+
+    def _schedule(self) -> None:
+        assert self.membership is not None
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_at(self.membership.next_wakeup(), self._wake)
+
+    def _datagram(self, data: bytes, link: str, addr: tuple[str, int]) -> None:
+        membership = self.membership
+        assert membership is not None
+        loop = asyncio.get_running_loop()
+        try:
+            message = open_envelope(data, self.config.auth, allow_crc=self._allow_crc)
+        except Rejected as bad:
+            self._handle([membership.reject(bad.verdict, link, f"from {addr[0]}: {bad.detail}")])
+            return
+        self._handle(membership.receive(message, link, loop.time(), time.time()))
+        self._schedule()
+
+    def _handle(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, Send):
+                self.links.send(seal(event.message, self.config.auth))
+            else:
+                self._log_event(event)
+
+    def _log_event(self, event: Event) -> None:
+        match event:
+            case NodeStateChanged(node, _old, NodeState.DEAD, reason):
+                log.warning("node %s: is dead (%s)", node, reason)
+            case NodeStateChanged(node, _old, new, _reason):
+                log.info("Status update for node %s: status %s", node, new)
+            case CommUp():
+                log.info(
+                    "communications up: all nodes heard from or declared dead; local node active"
+                )
+            case LateHeartbeat(node, interval_ms):
+                log.warning("Late heartbeat: node %s: interval %d ms", node, interval_ms)
+            case LinkStateChanged(node, link, new):
+                log.info("Link %s:%s %s", node, link, new)
+            case NodeRestarted(node, old, new):
+                log.info("node %s restarted (generation %d -> %d)", node, old, new)
+            case NodeReturned(node):
+                log.warning("node %s returning after partition", node)
+            case DatagramRejected(verdict, link, detail):
+                now = time.monotonic()
+                if now - self._reject_logged.get(verdict, 0.0) >= _REJECT_LOG_INTERVAL_S:
+                    self._reject_logged[verdict] = now
+                    log.warning("link %s: datagram rejected (%s): %s", link, verdict, detail)
+            case Delivered(node, message):
+                log.debug("message %s from %s", message.type, node)
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def _refresh_loadavg(self) -> None:
+        assert self.membership is not None
+        with contextlib.suppress(OSError), open("/proc/loadavg") as f:
+            self.membership.load_average = f.read().strip()
+        asyncio.get_running_loop().call_later(_LOADAVG_REFRESH_S, self._refresh_loadavg)
+
+    def _debug_level(self, step: int) -> None:
+        logger = logging.getLogger("hacore")
+        logger.setLevel(logging.DEBUG if step > 0 else logging.INFO)
+        log.info("log level now %s", logging.getLevelName(logger.level))
+
+    # ------------------------------------------------------------------ control socket
+
+    async def _control(self, request: dict[str, Any]) -> dict[str, Any]:
+        cmd = request["cmd"]
+        if cmd == "status":
+            return {"ok": True, "status": self.status()}
+        return {"ok": False, "error": f"unknown command '{cmd}'"}
+
+    def status(self) -> dict[str, Any]:
+        assert self.membership is not None
+        view = self.membership.view(asyncio.get_running_loop().time())
+        timers = self.config.timers
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime_s": round(time.time() - self._started_wall, 3),
+            "cluster": self.config.cluster,
+            "config": str(self.config.source),
+            "local": {
+                "name": view.local,
+                "state": view.local_state.value,
+                "generation": view.generation,
+                "seq": view.seq,
+            },
+            "timers": {
+                "keepalive_ms": timers.keepalive_ms,
+                "deadtime_ms": timers.deadtime_ms,
+                "warntime_ms": timers.warntime_ms,
+                "initdead_ms": timers.initdead_ms,
+            },
+            "links": self.links.names,
+            "nodes": [
+                {
+                    **{k: v for k, v in asdict(node).items() if k != "links"},
+                    "state": node.state.value,
+                    "links": [
+                        {
+                            "name": li.name,
+                            "state": li.state.value,
+                            "last_heard_ms": li.last_heard_ms,
+                        }
+                        for li in node.links
+                    ],
+                }
+                for node in view.nodes
+            ],
+            "rejected": view.rejected,
+            "loopback": view.loopback,
+        }
