@@ -1,0 +1,30 @@
+"""Fixtures for the real tests: a fresh namespace lab per test, torn down even on failure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from ipaddr_lab import Lab, NamespaceLoop, can_build_labs
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    reason = can_build_labs()
+    if reason:
+        pytest.skip(f"network namespace lab {reason}")
+    built = Lab.build()
+    try:
+        yield built
+    finally:
+        built.destroy()
+
+
+@pytest.fixture
+def node(lab: Lab) -> Iterator[NamespaceLoop]:
+    """An event loop whose thread lives in the lab node's namespace: where the agent runs."""
+    loop = NamespaceLoop(lab.node)
+    try:
+        yield loop
+    finally:
+        loop.close()
