@@ -34,15 +34,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 PY="${PYTHON:-python3}"
+shopt -s nullglob
+manifests=("$ROOT"/pyproject.toml "$ROOT"/plugins/*/pyproject.toml)
 stamp="$VENV/.hacore-stamp"
-want="$(cat "$ROOT"/pyproject.toml "$ROOT"/plugins/*/pyproject.toml 2>/dev/null | sha256sum | cut -c1-16)"
+want="$(cat "${manifests[@]}" | sha256sum | cut -c1-16)"
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "hacore: preparing $VENV"
   "$PY" -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip
   plugins=()
   for p in "$ROOT"/plugins/*/pyproject.toml; do
-    [ -e "$p" ] && plugins+=(-e "$(dirname "$p")")
+    plugins+=(-e "$(dirname "$p")")
   done
   "$VENV/bin/pip" install -q -e "$ROOT[dev]" "${plugins[@]}"
   echo "$want" > "$stamp"
