@@ -13,8 +13,9 @@ import logging
 import os
 import secrets
 import sys
+import time
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -234,3 +235,104 @@ def demo(keepalive_ms: int, deadtime_ms: int) -> None:
     if deadtime_ms <= 2 * keepalive_ms:
         _fail(["hactl demo: --deadtime must exceed 2 x --keepalive"], EXIT_CONFIG)
     sys.exit(run(click.echo, keepalive_ms=keepalive_ms, deadtime_ms=deadtime_ms))
+
+
+SCOPE = click.Choice(["all", "local", "foreign", "failback", "none"])
+WAIT_TIMEOUT_S = 120.0
+
+
+def _command(source: Path | None, socket: Path | None, cmd: str, **args: Any) -> dict[str, Any]:
+    path = _paths(source, socket).socket
+    try:
+        reply = request(path, cmd, **args)
+    except ControlError as err:
+        _fail([f"hactl {cmd}: {err}"], EXIT_NOT_RUNNING)
+    if not reply.get("ok"):
+        _fail([f"hactl {cmd}: {reply.get('error')}"], 1)
+    return reply
+
+
+def _wait_settled(source: Path | None, socket: Path | None, cmd: str) -> None:
+    """Wait until every group has exactly one holder and nothing is in transition."""
+    path = _paths(source, socket).socket
+    deadline = time.monotonic() + WAIT_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            status = request(path, "status")["status"]
+        except (ControlError, KeyError):
+            time.sleep(0.05)
+            continue
+        settled = all(g["holders"] == [g["desired"]] for g in status["groups"] if g["desired"])
+        if settled and status["rscstatus"] != "transition":
+            return
+        time.sleep(0.02)
+    _fail([f"hactl {cmd}: the groups did not settle within {WAIT_TIMEOUT_S:g} s"], 1)
+
+
+@main.command()
+@click.argument("scope", type=SCOPE, default="all")
+@config_option
+@socket_option
+@click.option("--wait", is_flag=True, help="Return once the groups have moved.")
+def standby(scope: str, source: Path | None, socket: Path | None, wait: bool) -> None:
+    """Give this node's groups to the peer, as hb_standby did (failback = foreign).
+
+    local: the groups whose preferred node is this one; foreign: the others; none: cancel
+    this node's standby and takeover requests. The request persists across restarts; a standby
+    node still takes groups over when no other node can.
+    """
+    _command(source, socket, "standby", scope=scope)
+    if wait:
+        _wait_settled(source, socket, "standby")
+
+
+@main.command()
+@click.argument("scope", type=SCOPE, default="all")
+@config_option
+@socket_option
+@click.option("--wait", is_flag=True, help="Return once the groups have moved.")
+def takeover(scope: str, source: Path | None, socket: Path | None, wait: bool) -> None:
+    """Take groups from the peer to this node, as hb_takeover did (same scopes as standby)."""
+    _command(source, socket, "takeover", scope=scope)
+    if wait:
+        _wait_settled(source, socket, "takeover")
+
+
+@main.group()
+def resource() -> None:
+    """List resource groups, show where they run, clear failures."""
+
+
+@resource.command("list")
+@config_option
+@socket_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def resource_list(source: Path | None, socket: Path | None, as_json: bool) -> None:
+    """Every group: preferred node, holders, local state, failures."""
+    groups = _command(source, socket, "status")["status"]["groups"]
+    if as_json:
+        click.echo(json.dumps(groups, indent=2))
+        return
+    click.echo(f"{'GROUP':<40} {'PREFERRED':<10} {'HELD BY':<16} {'HERE':<9} FAILURES")
+    for g in groups:
+        held = ", ".join(g["holders"]) or "-"
+        click.echo(
+            f"{g['key']:<40} {g['preferred']:<10} {held:<16} {g['local_state']:<9} {g['failcount']}"
+        )
+
+
+@resource.command("status")
+@config_option
+@socket_option
+def resource_status(source: Path | None, socket: Path | None) -> None:
+    """What this node holds: none, local, foreign, all or transition (cl_status rscstatus)."""
+    click.echo(_command(source, socket, "status")["status"]["rscstatus"])
+
+
+@resource.command("cleanup")
+@click.argument("group")
+@config_option
+@socket_option
+def resource_cleanup(group: str, source: Path | None, socket: Path | None) -> None:
+    """Forget a group's failures on this node so it may run here again."""
+    _command(source, socket, "cleanup", group=group)

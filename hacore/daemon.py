@@ -19,6 +19,7 @@ from dataclasses import asdict
 from typing import Any
 
 from hacore import __version__
+from hacore.config.errors import ConfigError
 from hacore.config.model import AuthMethod, ClusterConfig
 from hacore.control import ControlServer
 from hacore.membership.detector import Membership
@@ -38,6 +39,9 @@ from hacore.membership.events import (
 )
 from hacore.paths import RuntimePaths
 from hacore.persist import next_generation, node_uuid
+from hacore.resources.binding import bind
+from hacore.resources.manager import ResourceManager, scopes
+from hacore.resources.placement import Direction
 from hacore.transport import Links
 
 log = logging.getLogger("hacore.daemon")
@@ -45,6 +49,8 @@ log = logging.getLogger("hacore.daemon")
 # A flood of bad datagrams must not become a flood of log lines: one line per reason per window.
 _REJECT_LOG_INTERVAL_S = 10.0
 _LOADAVG_REFRESH_S = 5.0
+# Bound on stopping every group at shutdown (systemd's stop timeout should exceed it).
+_SHUTDOWN_TIMEOUT_S = 300.0
 _MCL_CURRENT, _MCL_FUTURE = 1, 2
 
 
@@ -73,6 +79,14 @@ class Daemon:
         self._reject_logged: dict[str, float] = {}
         self._started_wall = time.time()
         self.membership: Membership | None = None
+        groups, problems = bind(config)
+        if problems:
+            raise ConfigError(problems)
+        # Agents keep pid and state files here (OCF's HA_RSCTMP): one directory per node.
+        os.environ["HACORE_RSCTMP"] = os.environ["HA_RSCTMP"] = str(paths.rsctmp)
+        self.resources = ResourceManager(
+            config, groups, moves_file=paths.state_dir / "moves.json", send_now=self._send_now
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -89,6 +103,7 @@ class Daemon:
             uuid=uuid,
             now=loop.time(),
         )
+        self.membership.status_fields = self.resources.status_fields
         log.info(
             "hacore %s starting: node %s, generation %d, keepalive %d ms, deadtime %d ms",
             __version__,
@@ -106,16 +121,20 @@ class Daemon:
         if self.config.realtime:
             _go_realtime()
         self._refresh_loadavg()
+        self.paths.rsctmp.mkdir(mode=0o755, parents=True, exist_ok=True)
+        probing = loop.create_task(self.resources.start())
         # Everything allocated so far lives as long as the daemon: keep the collector off it.
         gc.collect()
         gc.freeze()
         self._wake()
         await self._stopping.wait()
+        await probing
         await self._shutdown()
 
     async def _shutdown(self) -> None:
-        log.info("shutting down")
+        log.info("shutting down: handing our groups over")
         assert self.membership is not None
+        await self.resources.shutdown(_SHUTDOWN_TIMEOUT_S)
         self._handle(self.membership.shutdown(time.time()))
         if self._timer is not None:
             self._timer.cancel()
@@ -155,12 +174,27 @@ class Daemon:
         self._handle(membership.receive(message, link, loop.time(), time.time()))
         self._schedule()
 
+    def _send_now(self) -> None:
+        """The resource manager changed its announcement: put it on the wire at once."""
+        assert self.membership is not None
+        self.membership.send_status_soon(asyncio.get_running_loop().time())
+        self._schedule()
+
     def _handle(self, events: list[Event]) -> None:
         for event in events:
             if isinstance(event, Send):
                 self.links.send(seal(event.message, self.config.auth))
-            else:
-                self._log_event(event)
+                continue
+            self._log_event(event)
+            match event:
+                case Delivered(node, message) if message.type == "status":
+                    self.resources.on_status(node, message)
+                case NodeStateChanged(node, _old, new, _reason):
+                    self.resources.on_node_state(node, new)
+                case CommUp():
+                    self.resources.on_comm_up()
+                case _:
+                    pass
 
     def _log_event(self, event: Event) -> None:
         match event:
@@ -185,7 +219,7 @@ class Daemon:
                 if now - self._reject_logged.get(verdict, 0.0) >= _REJECT_LOG_INTERVAL_S:
                     self._reject_logged[verdict] = now
                     log.warning("link %s: datagram rejected (%s): %s", link, verdict, detail)
-            case Delivered(node, message):
+            case Delivered(node, message) if message.type != "status":
                 log.debug("message %s from %s", message.type, node)
 
     # ------------------------------------------------------------------ housekeeping
@@ -207,6 +241,23 @@ class Daemon:
         cmd = request["cmd"]
         if cmd == "status":
             return {"ok": True, "status": self.status()}
+        if cmd in ("standby", "takeover"):
+            scope = str(request.get("scope", "all"))
+            if scope not in ("all", "local", "foreign", "failback", "none"):
+                return {"ok": False, "error": f"unknown scope '{scope}'"}
+            direction = (
+                None
+                if scope == "none"
+                else (Direction.GIVE if cmd == "standby" else Direction.TAKE)
+            )
+            await self.resources.move(direction, scopes(scope))
+            return {"ok": True}
+        if cmd == "cleanup":
+            key = str(request.get("group", ""))
+            if key not in self.resources.groups:
+                return {"ok": False, "error": f"no group '{key}'"}
+            self.resources.cleanup(key)
+            return {"ok": True}
         return {"ok": False, "error": f"unknown command '{cmd}'"}
 
     def status(self) -> dict[str, Any]:
@@ -224,6 +275,8 @@ class Daemon:
                 "state": view.local_state.value,
                 "generation": view.generation,
                 "seq": view.seq,
+                "standby": self.resources.standby_scope(),
+                "ready": self.resources.ready,
             },
             "timers": {
                 "keepalive_ms": timers.keepalive_ms,
@@ -249,4 +302,6 @@ class Daemon:
             ],
             "rejected": view.rejected,
             "loopback": view.loopback,
+            "groups": self.resources.status(),
+            "rscstatus": self.resources.rscstatus(),
         }

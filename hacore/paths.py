@@ -24,6 +24,14 @@ class RuntimePaths:
     def uuid_file(self) -> Path:
         return self.state_dir / "hb_uuid"
 
+    @property
+    def rsctmp(self) -> Path:
+        """Agents' pid and state files. /run for the system node (cleared at boot, as OCF's
+        HA_RSCTMP); beside the state for any other, so side-by-side nodes do not share it."""
+        if self.state_dir == DEFAULT_STATE_DIR:
+            return Path("/run/resource-agents")
+        return self.state_dir / "rsctmp"
+
 
 def runtime_paths(
     source: Path, *, state_dir: Path | None = None, socket: Path | None = None

@@ -14,7 +14,7 @@ a lower generation is a replay and a higher one a restart, sequence numbers are 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from hacore.config.model import Timers
@@ -134,6 +134,8 @@ class Membership:
         self.started = now
         # Kept as a string because the daemon refreshes it from /proc/loadavg off the hot path.
         self.load_average = "n/a"
+        # Fields other layers add to every status (the resource manager's announcement).
+        self.status_fields: Callable[[], list[tuple[str, str | bytes]]] = list
         self.rejected: Counter[Verdict] = Counter()
         self.loopback = 0
         self._ttl = str(HOPFUDGE + len(nodes))
@@ -163,8 +165,18 @@ class Membership:
     def status(self, wall: float) -> Message:
         # No 'protocol' field: a Heartbeat peer then expects no ACKs and no reqnodes (ref. 3.7).
         return self.message(
-            STATUS, [("st", self.state.value), ("dt", f"{self.timers.deadtime_ms:x}")], wall
+            STATUS,
+            [
+                ("st", self.state.value),
+                ("dt", f"{self.timers.deadtime_ms:x}"),
+                *self.status_fields(),
+            ],
+            wall,
         )
+
+    def send_status_soon(self, now: float) -> None:
+        """Send our status at the next ``tick`` instead of waiting for the keepalive."""
+        self._next_status = min(self._next_status, now)
 
     def shutdown(self, wall: float) -> list[Event]:
         """Our last words when stopping: peers mark us dead at once instead of after deadtime."""
@@ -257,6 +269,7 @@ class Membership:
 
         if type_ == STATUS:
             events += self._status(peer, msg, now, was_dead=was_dead, restarted=restarted)
+            events.append(Delivered(src, msg))
         elif type_ == SHUTDONE:
             events += self._set_state(peer, NodeState.DEAD, "shutdown notice", now)
             events.append(Delivered(src, msg))

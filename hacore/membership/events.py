@@ -68,7 +68,8 @@ class LinkStateChanged:
 
 @dataclass(frozen=True)
 class Delivered:
-    """An accepted, non-duplicate message other than a status: for the resource manager."""
+    """An accepted, non-duplicate message (status messages included): for the resource
+    manager, which reads the announcements that statuses carry."""
 
     node: str
     message: Message

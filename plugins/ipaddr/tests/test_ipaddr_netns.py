@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from hacore.agent import AgentError, ConfigurationError, Instance, OCFResult
+from hacore.testing.conformance import check_agent
 from ipaddr_lab import ETH_P_ARP, ETH_P_IPV6, Capture, Lab, NamespaceLoop, wait_for
 
 from hacore_ipaddr.agents import IPaddr, IPaddr2
@@ -308,3 +309,15 @@ def test_ipv6_start_waits_out_duplicate_address_detection(lab: Lab, node: Namesp
         assert capture.frames(na_for(VIP6), count=1, timeout=5)
     finally:
         capture.close()
+
+
+# -- the conformance kit -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [IPaddr2, IPaddr])
+def test_the_agents_pass_the_conformance_suite_in_a_namespace(
+    lab: Lab, node: NamespaceLoop, cls: type[Agent]
+) -> None:
+    report = node.run(check_agent(cls, {"ip": VIP, "cidr_netmask": "24", "nic": "eth0"}))
+    assert report.passed, report.render()
+    assert not lab.holds(lab.node, VIP)

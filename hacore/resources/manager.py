@@ -1,0 +1,384 @@
+"""The resource manager: what this node holds, what it should hold, and getting from one to the
+other without ever running a group on two nodes during a planned move.
+
+It lives on the daemon's event loop but never blocks it: agent actions run in the Runner's
+threads and are awaited as tasks. Its inputs are membership events and the announcements that
+every peer's keepalives carry (``fields``); its output is group operations and a request to
+send our own announcement at once whenever it changed, so a release reaches the taker in one
+datagram's time instead of at the next keepalive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hacore.config.model import ClusterConfig
+from hacore.membership.events import NodeState
+from hacore.membership.wire import Message
+from hacore.resources import fields
+from hacore.resources.binding import BoundGroup
+from hacore.resources.group import GroupRuntime, GroupState, Outcome
+from hacore.resources.placement import Direction, GroupSpec, Move, NodeView, Scope, plan
+from hacore.resources.runner import Runner
+
+log = logging.getLogger(__name__)
+
+# Restarts in place before a failing group moves away (Pacemaker's migration-threshold).
+RESTART_THRESHOLD = 3
+
+
+@dataclass
+class _Peer:
+    state: NodeState = NodeState.INIT
+    announcement: fields.Announcement | None = None
+    order: tuple[int, int] = (0, 0)  # (generation, seq) of the announcement we hold
+    unready_since: float | None = None
+
+
+def _order(msg: Message) -> tuple[int, int]:
+    try:
+        return int(msg.get("hg") or "0", 16), int(msg.get("seq") or "0", 16)
+    except ValueError:
+        return (0, 0)
+
+
+class ResourceManager:
+    def __init__(
+        self,
+        config: ClusterConfig,
+        groups: Iterable[BoundGroup],
+        *,
+        moves_file: Path,
+        send_now: Callable[[], None],
+        runner: Runner | None = None,
+    ) -> None:
+        self.config = config
+        self.local = config.local_node
+        self.runner = runner or Runner()
+        self.groups = {g.key: GroupRuntime(g, self.runner) for g in groups}
+        self.specs = [GroupSpec(g.key, g.group.preferred_node) for g in groups]
+        self.peers = {n: _Peer() for n in config.peers}
+        self.moves_file = moves_file
+        self.moves: dict[Scope, Move] = self._load_moves()
+        self.failed: set[str] = set()
+        self.ready = False
+        self.active = False
+        self.leaving = False
+        self._send_now = send_now
+        self._ops: dict[str, asyncio.Task[None]] = {}
+        self._monitors: dict[str, asyncio.Task[None]] = {}
+        self._announced: fields.Announcement | None = None
+        self._desired: dict[str, str | None] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Probe every group (what survived a daemon restart is ours), then take part."""
+        await asyncio.gather(*(g.probe() for g in self.groups.values()))
+        for group in self.groups.values():
+            if group.state is GroupState.STARTED:
+                self._start_monitor(group)
+        self.ready = True
+        self._changed()
+
+    async def shutdown(self, timeout_s: float) -> None:
+        """Hand every group over: announce that we leave, stop everything, announce the
+        release; returns when nothing runs here any more (or after ``timeout_s``)."""
+        self.leaving = True
+        self._changed()
+        deadline = time.monotonic() + timeout_s
+        while any(g.holds and g.state is not GroupState.FAILED for g in self.groups.values()):
+            if time.monotonic() > deadline:
+                log.error("shutdown: groups still held after %g s", timeout_s)
+                break
+            self.replan()
+            pending = [t for t in self._ops.values() if not t.done()]
+            if pending:
+                await asyncio.wait(pending, timeout=max(0.0, deadline - time.monotonic()))
+            else:
+                await asyncio.sleep(0.01)  # an operation is about to be launched
+        for task in self._monitors.values():
+            task.cancel()
+        self.runner.close()
+
+    # ------------------------------------------------------------------ inputs
+
+    def on_comm_up(self) -> None:
+        self.active = True
+        self.replan()
+
+    def on_node_state(self, node: str, state: NodeState) -> None:
+        peer = self.peers.get(node)
+        if peer is None:
+            return
+        peer.state = state
+        if state is NodeState.DEAD:
+            # A dead node holds nothing any more (as in Heartbeat without STONITH).
+            peer.announcement, peer.order, peer.unready_since = None, (0, 0), None
+        self.replan()
+
+    def on_status(self, node: str, msg: Message) -> None:
+        peer = self.peers.get(node)
+        if peer is None:
+            return
+        order = _order(msg)
+        if order <= peer.order:
+            return  # an older status overtaken by a newer one: keep the newer view
+        peer.order = order
+        announcement = fields.decode(msg)
+        if announcement != peer.announcement:
+            peer.announcement = announcement
+            self.replan()
+
+    # ------------------------------------------------------------------ views
+
+    def announcement(self) -> fields.Announcement:
+        return fields.Announcement(
+            ready=self.ready,
+            leaving=self.leaving,
+            holds=frozenset(k for k, g in self.groups.items() if g.holds),
+            failed=frozenset(self.failed),
+            blocked=frozenset(k for k, g in self.groups.items() if g.state is GroupState.BLOCKED),
+            moves=tuple(self.moves.values()),
+        )
+
+    def status_fields(self) -> list[tuple[str, str | bytes]]:
+        return fields.encode(self.announcement())
+
+    def _views(self, now: float) -> list[NodeView] | None:
+        """Every node's view in ``node`` order, or None while a present peer is still
+        probing (acting before it tells us what it holds could start a second copy)."""
+        views: list[NodeView] = []
+        for name in self.config.nodes:
+            if name == self.local:
+                own = self.announcement()
+                live = self.active and self.ready and not self.leaving
+                views.append(
+                    NodeView(name, live, True, own.holds, own.failed, own.blocked, own.moves)
+                )
+                continue
+            peer = self.peers[name]
+            a = peer.announcement
+            if a is None or peer.state is NodeState.DEAD:
+                # Dead, or not an hacore node (a Heartbeat peer): nothing it holds is known.
+                views.append(NodeView(name, live=False, present=False))
+                continue
+            if not a.ready:
+                peer.unready_since = peer.unready_since or now
+                if now - peer.unready_since < self.config.timers.initdead_ms / 1000:
+                    return None
+            else:
+                peer.unready_since = None
+            live = peer.state is NodeState.ACTIVE and a.ready and not a.leaving
+            views.append(NodeView(name, live, True, a.holds, a.failed, a.blocked, a.moves, a.score))
+        return views
+
+    # ------------------------------------------------------------------ decisions
+
+    def replan(self) -> None:
+        if self.leaving:
+            for key, group in self.groups.items():
+                if group.holds and group.state is not GroupState.FAILED:
+                    self._launch(key, "stop")
+            return
+        if not self.ready or not self.active:
+            return
+        views = self._views(time.monotonic())
+        if views is None:
+            return
+        todo = plan(self.specs, views, self.local, self.config.auto_failback)
+        self._desired = dict(todo.desired)
+        for key in todo.stop:
+            self._launch(key, "stop")
+        for key in todo.start:
+            self._launch(key, "start")
+
+    def _launch(self, key: str, op: str) -> None:
+        running = self._ops.get(key)
+        if running is not None and not running.done():
+            return  # one operation per group at a time; its end triggers a new plan
+        self._ops[key] = asyncio.get_running_loop().create_task(self._operate(key, op))
+
+    async def _operate(self, key: str, op: str) -> None:
+        group = self.groups[key]
+        if op == "start":
+            self._changed()  # "starting" counts as holding: tell the peers before acting
+            outcome = await group.start()
+            if outcome is Outcome.OK:
+                self._start_monitor(group)
+            elif outcome is Outcome.FAILED:
+                self.failed.add(key)
+        else:
+            self._stop_monitor(key)
+            outcome = await group.stop()
+        self._changed()
+
+    def _changed(self) -> None:
+        """Our announcement may have changed: send it now if it did, and plan again."""
+        current = self.announcement()
+        if current != self._announced:
+            self._announced = current
+            self._send_now()
+        self.replan()
+
+    # ------------------------------------------------------------------ monitors
+
+    def _start_monitor(self, group: GroupRuntime) -> None:
+        intervals = [r.bound.monitor_interval_s for r in group.resources]
+        interval = min((i for i in intervals if i), default=None)
+        if interval is None or group.key in self._monitors:
+            return
+        task = asyncio.get_running_loop().create_task(self._monitor(group, interval))
+        self._monitors[group.key] = task
+
+    def _stop_monitor(self, key: str) -> None:
+        task = self._monitors.pop(key, None)
+        if task is not None:
+            task.cancel()
+
+    async def _monitor(self, group: GroupRuntime, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            failed_at = await group.check()
+            if failed_at is None:
+                continue
+            group.failcount += 1
+            if group.failcount > RESTART_THRESHOLD:
+                log.error(
+                    "group %s failed %d times here: moving it away", group.key, group.failcount
+                )
+                self.failed.add(group.key)
+                self._monitors.pop(group.key, None)
+                self._changed()
+                return
+            log.warning(
+                "group %s: restarting in place (failure %d of %d)",
+                group.key, group.failcount, RESTART_THRESHOLD,
+            )  # fmt: skip
+            outcome = await group.restart_from(failed_at)
+            if outcome is not Outcome.OK:
+                self.failed.add(group.key)
+                self._monitors.pop(group.key, None)
+                self._changed()
+                return
+
+    # ------------------------------------------------------------------ commands
+
+    def _load_moves(self) -> dict[Scope, Move]:
+        try:
+            data = json.loads(self.moves_file.read_text())
+            moves = [
+                Move(Scope(m["scope"]), Direction(m["direction"]), int(m["at_ms"])) for m in data
+            ]
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            log.warning("%s: unreadable (%s); no standby/takeover in force", self.moves_file, err)
+            return {}
+        return {m.scope: m for m in moves}
+
+    async def _save_moves(self) -> None:
+        data = json.dumps([
+            {"scope": m.scope.value, "direction": m.direction.value, "at_ms": m.at_ms}
+            for m in self.moves.values()
+        ])  # fmt: skip
+
+        def write() -> None:
+            self.moves_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            tmp = self.moves_file.with_suffix(".tmp")
+            tmp.write_text(data)
+            os.replace(tmp, self.moves_file)
+
+        try:
+            await asyncio.to_thread(write)
+        except OSError as err:
+            log.error("%s: cannot save (%s); the move holds until restart", self.moves_file, err)
+
+    async def move(self, direction: Direction | None, scopes: Iterable[Scope]) -> None:
+        """``standby`` (GIVE), ``takeover`` (TAKE) or clear (None) for the given scopes."""
+        at_ms = int(time.time() * 1000)
+        for scope in scopes:
+            if direction is None:
+                self.moves.pop(scope, None)
+            else:
+                self.moves[scope] = Move(scope, direction, at_ms)
+        await self._save_moves()
+        self._changed()
+
+    def cleanup(self, key: str) -> None:
+        group = self.groups[key]
+        group.cleanup()
+        self.failed.discard(key)
+        if group.state is GroupState.FAILED:
+            # A stop that failed: try again now; the plan decides where it goes next.
+            group.state = GroupState.STARTED
+        self._changed()
+
+    # ------------------------------------------------------------------ status
+
+    def standby_scope(self) -> str:
+        gave = {s for s, m in self.moves.items() if m.direction is Direction.GIVE}
+        if gave == {Scope.LOCAL, Scope.FOREIGN}:
+            return "all"
+        return next(iter(gave)).value if gave else "none"
+
+    def rscstatus(self) -> str:
+        """cl_status rscstatus: none, local, foreign, all, or transition."""
+        if any(g.state in (GroupState.STARTING, GroupState.STOPPING) for g in self.groups.values()):
+            return "transition"
+        held = {
+            Scope.LOCAL
+            if self.groups[s.key].bound.group.preferred_node == self.local
+            else Scope.FOREIGN
+            for s in self.specs
+            if self.groups[s.key].holds
+        }
+        if held == {Scope.LOCAL, Scope.FOREIGN}:
+            return "all"
+        return next(iter(held)).value if held else "none"
+
+    def status(self) -> list[dict[str, Any]]:
+        holders: dict[str, list[str]] = {s.key: [] for s in self.specs}
+        for name in self.config.nodes:
+            if name == self.local:
+                holds: Iterable[str] = (k for k, g in self.groups.items() if g.holds)
+            else:
+                peer = self.peers[name]
+                a = peer.announcement
+                holds = a.holds if a and peer.state is not NodeState.DEAD else ()
+            for key in holds:
+                if key in holders:
+                    holders[key].append(name)
+        return [
+            {
+                "key": key,
+                "preferred": g.bound.group.preferred_node,
+                "holders": holders[key],
+                "desired": self._desired.get(key),
+                "local_state": g.state.value,
+                "failcount": g.failcount,
+                "failed_here": key in self.failed,
+                "resources": [
+                    {"name": r.bound.name, "agent": r.bound.resource.agent, "state": r.state}
+                    for r in g.resources
+                ],
+            }
+            for key, g in self.groups.items()
+        ]
+
+
+def scopes(word: str) -> tuple[Scope, ...]:
+    """hb_standby's argument: all, local, foreign, or failback (= foreign)."""
+    if word in ("all", "none"):
+        return (Scope.LOCAL, Scope.FOREIGN)
+    if word == "failback":
+        return (Scope.FOREIGN,)
+    return (Scope(word),)
