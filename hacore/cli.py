@@ -154,7 +154,12 @@ def config() -> None:
 @node_option
 def config_check(source: Path | None, node: str | None) -> None:
     """Validate ha.cf/authkeys/haresources or a cluster.toml; print every problem."""
+    from hacore.resources.binding import bind
+
     problems = check(source or _default_source(), node_name=node)
+    if not any(p.severity is Severity.ERROR for p in problems):
+        # Readable: now make sure every agent it names is installed and takes its parameters.
+        problems += bind(load(source or _default_source(), node_name=node).config)[1]
     for problem in problems:
         click.echo(str(problem), err=True)
     if any(p.severity is Severity.ERROR for p in problems):
@@ -336,3 +341,28 @@ def resource_status(source: Path | None, socket: Path | None) -> None:
 def resource_cleanup(group: str, source: Path | None, socket: Path | None) -> None:
     """Forget a group's failures on this node so it may run here again."""
     _command(source, socket, "cleanup", group=group)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins(as_json: bool) -> None:
+    """List the installed resource agents and hook plugins."""
+    from hacore.plugins import AgentRegistry, PluginError, plugin_manager
+
+    agents = AgentRegistry().available()
+    try:
+        pm = plugin_manager()
+        hooks = sorted(name for name, plugin in pm.list_name_plugin() if plugin is not None)
+    except PluginError as err:
+        _fail([f"hactl plugins: {err}"], 1)
+    if as_json:
+        click.echo(json.dumps({"agents": agents, "plugins": hooks}, indent=2))
+        return
+    click.echo("resource agents (entry points 'hacore.agents'):")
+    for name, origin in agents.items():
+        click.echo(f"  {name:<16} {origin}")
+    click.echo("hook plugins (entry points 'hacore.plugins'):")
+    for name in hooks:
+        click.echo(f"  {name}")
+    if not hooks:
+        click.echo("  (none)")

@@ -84,6 +84,9 @@ class Daemon:
             raise ConfigError(problems)
         # Agents keep pid and state files here (OCF's HA_RSCTMP): one directory per node.
         os.environ["HACORE_RSCTMP"] = os.environ["HA_RSCTMP"] = str(paths.rsctmp)
+        # Heartbeat-class scripts named in haresources: the config's resource.d, then init.d.
+        config_dir = config.source if config.source.is_dir() else config.source.parent
+        os.environ["HACORE_RESOURCE_DIRS"] = f"{config_dir / 'resource.d'}:/etc/init.d"
         self.resources = ResourceManager(
             config, groups, moves_file=paths.state_dir / "moves.json", send_now=self._send_now
         )

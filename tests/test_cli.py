@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -127,3 +128,20 @@ def test_demo_runs_to_completion_and_reports_the_detection_time() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "pc2 declared pc1 dead" in done.stdout
     assert "pc2 recognised a restart" in done.stdout
+
+
+def test_config_check_reports_an_agent_that_is_named_but_not_installed(tmp_path: Path) -> None:
+    d = _reference(tmp_path)
+    (d / "haresources").write_text("pc1 IPaddr::198.51.100.55/24/eth0 NoSuchAgent::x\n")
+    result = CliRunner().invoke(main, ["config", "check", "-c", str(d)])
+    assert result.exit_code == 2
+    (line,) = [ln for ln in result.stderr.splitlines() if ": warning: " not in ln]
+    assert line.startswith(f"{d}/haresources:1: NoSuchAgent::x: ")
+    assert "NoSuchAgent" in line
+
+
+def test_plugins_lists_the_installed_agents() -> None:
+    result = CliRunner().invoke(main, ["plugins", "--json"])
+    assert result.exit_code == 0, result.output
+    agents = json.loads(result.stdout)["agents"]
+    assert {"Dummy", "IPaddr", "IPaddr2"} <= set(agents)
