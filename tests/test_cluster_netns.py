@@ -33,8 +33,13 @@ def _entry(status: dict[str, object], node: str) -> dict[str, object]:
 def _cluster(lab: Lab, tmp_path: Path, count: int, media: str) -> list[HacoreNode]:
     hosts = [lab.add_host(f"pc{i + 1}") for i in range(count)]
     # With ucast one ha.cf serves every node: the line naming the node itself is skipped there.
-    bcast = ["bcast eth0"]
-    links = bcast if media == "bcast" else [f"ucast eth0 {h.address}" for h in hosts]
+    links = {
+        "bcast": ["bcast eth0"],
+        "mcast": ["mcast eth0 239.255.0.94 694 1 0"],
+        "ucast": [f"ucast eth0 {h.address}" for h in hosts],
+        "ucast6": [f"ucast6 eth0 {h.address6}" for h in hosts],
+        "mcast6": ["mcast6 eth0 ff12::94 694 1 0"],
+    }[media]
     dirs = write_cluster(
         tmp_path,
         [h.name for h in hosts],
@@ -46,7 +51,16 @@ def _cluster(lab: Lab, tmp_path: Path, count: int, media: str) -> list[HacoreNod
 
 
 @pytest.mark.parametrize(
-    ("count", "media"), [(2, "bcast"), (3, "bcast"), (2, "ucast"), (3, "ucast")]
+    ("count", "media"),
+    [
+        (2, "bcast"),
+        (3, "bcast"),
+        (2, "ucast"),
+        (3, "ucast"),
+        (2, "mcast"),
+        (2, "ucast6"),
+        (2, "mcast6"),
+    ],
 )
 def test_a_killed_node_is_declared_dead_after_deadtime_and_recognised_when_it_restarts(
     lab: Lab, tmp_path: Path, count: int, media: str
