@@ -1,9 +1,11 @@
-"""``hactl demo``: a live two-node cluster in network namespaces on this machine.
+"""``hactl demo``: a live two-node cluster with a virtual IP, in network namespaces.
 
-It builds a lab (a bridge, two nodes), writes a Heartbeat-style /etc/ha.d for each node, starts
-two hacore daemons, shows their status, cuts the power of one node, shows how long the other
-took to declare it dead, brings it back and shows the restart being recognised. Everything it
-creates lives in namespaces and a temporary directory, and is removed at the end, even on Ctrl-C.
+It builds a lab (a bridge, nodes pc1 and pc2, a client), writes a Heartbeat-style /etc/ha.d for
+each node (the reference scenario: ``pc1 IPaddr::198.51.100.55/24/eth0``, auto_failback on),
+starts two hacore daemons, and lets the client probe the virtual IP every 5 ms while it cuts
+pc1's power, then brings pc1 back. It prints who answered for the address, how long the client
+went without an answer, and what ``hactl status`` says. Everything lives in namespaces and a
+temporary directory and is removed at the end, even on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hacore.lab.netns import Lab, LabError
+from hacore.lab.netns import Host, Lab, LabError, wait_for
 from hacore.lab.nodes import HacoreNode, wait_all_active, write_cluster
+from hacore.lab.probe import ProbeResult, start_probe
 from hacore.statusview import format_status
 
 Say = Callable[[str], None]
 START_TIMEOUT = 30.0
+VIP = "198.51.100.55"
 
 
 class DemoError(Exception):
@@ -43,56 +47,119 @@ def _entry(status: dict[str, Any], node: str) -> dict[str, Any]:
     raise LookupError(f"{node} is not in the status")
 
 
-def run_demo(say: Say, *, keepalive_ms: int = 100, deadtime_ms: int = 1000) -> float:
-    """Run the demo, narrating through ``say``; returns the measured detection time (s)."""
-    _preflight()
-    t0 = time.monotonic()
+def _first_reply_after(result: ProbeResult, mac: str, after: float) -> float | None:
+    times = [r.time for r in result.replies if r.mac == mac and r.time >= after]
+    return min(times) if times else None
 
-    def step(text: str) -> None:
-        say(f"[{time.monotonic() - t0:6.2f} s] {text}")
 
-    with tempfile.TemporaryDirectory(prefix="hacore-demo-") as tmp, Lab() as lab:
-        step("building the lab: a bridge and two nodes, pc1 and pc2 (198.51.100.0/24)")
-        pc1, pc2 = lab.add_host("pc1"), lab.add_host("pc2")
+def _gap_around(result: ProbeResult, moment: float) -> float:
+    """The longest stretch without any reply that contains ``moment`` (seconds)."""
+    marks = sorted(r.time for r in result.replies)
+    before = max((t for t in marks if t <= moment), default=moment)
+    after = min((t for t in marks if t > moment), default=moment)
+    return after - before
+
+
+class _Demo:
+    def __init__(self, say: Say, keepalive_ms: int, deadtime_ms: int) -> None:
+        self.say = say
+        self.keepalive_ms = keepalive_ms
+        self.deadtime_ms = deadtime_ms
+        self.t0 = time.monotonic()
+
+    def step(self, text: str) -> None:
+        self.say(f"[{time.monotonic() - self.t0:6.2f} s] {text}")
+
+    def show(self, node: HacoreNode) -> None:
+        status = node.status()
+        if status is not None:
+            self.say("\n".join("           " + line for line in format_status(status).splitlines()))
+
+    def holder(self, hosts: list[Host]) -> str:
+        return ", ".join(h.name for h in hosts if VIP in h.addresses()) or "nobody"
+
+    def run(self, lab: Lab, tmp: Path) -> dict[str, float]:
+        figures: dict[str, float] = {}
+        self.step("building the lab: a bridge, nodes pc1 and pc2, a client (198.51.100.0/24)")
+        pc1, pc2, client = lab.add_host("pc1"), lab.add_host("pc2"), lab.add_host("client")
+        macs = {pc1.mac: "pc1", pc2.mac: "pc2"}
         dirs = write_cluster(
-            Path(tmp), ["pc1", "pc2"], keepalive=keepalive_ms, deadtime=deadtime_ms,
-            initdead=max(deadtime_ms, 2000),
+            tmp, ["pc1", "pc2"], keepalive=self.keepalive_ms, deadtime=self.deadtime_ms,
+            initdead=max(self.deadtime_ms, 2000), haresources=[f"pc1 IPaddr::{VIP}/24/eth0"],
         )  # fmt: skip
-        say(f"           ha.cf: keepalive {keepalive_ms}ms, deadtime {deadtime_ms}ms, bcast eth0")
-        nodes = [HacoreNode(pc1, dirs["pc1"]).start(), HacoreNode(pc2, dirs["pc2"]).start()]
-        step("starting hacore on both nodes: hactl run --config-dir <node dir>")
-        wait_all_active(nodes, START_TIMEOUT)
-        step("both nodes active; hactl status on pc2 says:")
-        say(_indent(format_status(nodes[1].status() or {})))
-
-        generation = _entry(nodes[1].status() or {}, "pc1")["generation"]
-        step("cutting pc1's power: its daemon is killed (kill -9) and its link goes down")
-        killed = time.monotonic()
-        nodes[0].kill()
-        lab.link_down(pc1)
-        status = nodes[1].wait_node_state("pc1", "dead", deadtime_ms / 1000 + 10)
-        entry = _entry(status, "pc1")
-        detected = time.monotonic() - int(entry["state_age_ms"]) / 1000 - killed
-        step(
-            f"pc2 declared pc1 dead {detected * 1000:.0f} ms after the power cut "
-            f"(deadtime {deadtime_ms} ms; silence at the verdict "
-            f"{entry['last_heard_ms'] - entry['state_age_ms']} ms)"
+        self.say(
+            f"           /etc/ha.d: keepalive {self.keepalive_ms}ms, deadtime "
+            f"{self.deadtime_ms}ms, bcast eth0, auto_failback on; haresources: "
+            f"pc1 IPaddr::{VIP}/24/eth0"
         )
-        say(_indent(format_status(status)))
-
-        step("powering pc1 back on: link up, hactl run again")
-        lab.link_up(pc1)
-        nodes[0].start()
+        started = time.monotonic()
+        nodes = [HacoreNode(pc1, dirs["pc1"]).start(), HacoreNode(pc2, dirs["pc2"]).start()]
+        self.step("starting hacore on both nodes (hactl run --config-dir <node's ha.d>)")
         wait_all_active(nodes, START_TIMEOUT)
-        again = _entry(nodes[1].status() or {}, "pc1")["generation"]
-        step(f"pc1 is active again; pc2 recognised a restart (generation {generation} -> {again})")
-        step("cleaning up: daemons stopped, namespaces removed")
-    say(f"demo finished in {time.monotonic() - t0:.1f} s")
-    return detected
+        wait_for(lambda: VIP in pc1.addresses(), START_TIMEOUT, what="pc1 to hold the VIP")
+        figures["startup_s"] = time.monotonic() - started
+        self.step(f"the VIP is on {self.holder([pc1, pc2])}; hactl status on pc2:")
+        self.show(nodes[1])
+
+        probe = start_probe(client, VIP, duration=self.deadtime_ms / 1000 * 2 + 25)
+        probe.wait_for_replies(10, mac=pc1.mac, timeout=10)
+        self.step("the client pings the VIP every 5 ms and pc1 answers")
+
+        self.step("cutting pc1's power: every process of pc1 dies, then its link goes down")
+        cut = time.time()
+        lab.power_off(pc1)
+        wait_for(
+            lambda: _first_reply_after(probe.result(), pc2.mac, cut),
+            self.deadtime_ms / 1000 + 15, what="pc2 to answer for the VIP",
+        )  # fmt: skip
+        result = probe.result()
+        answered = _first_reply_after(result, pc2.mac, cut) or cut
+        figures["failover_s"] = answered - cut
+        status = nodes[1].status() or {}
+        entry = _entry(status, "pc1")
+        self.step(
+            f"pc2 declared pc1 dead after {entry['last_heard_ms'] - entry['state_age_ms']} ms "
+            f"of silence (deadtime {self.deadtime_ms} ms) and took the VIP: the client got "
+            f"pc2's first answer {figures['failover_s'] * 1000:.0f} ms after the power cut"
+        )
+        self.show(nodes[1])
+
+        self.step("powering pc1 back on and starting hacore: auto_failback returns the VIP")
+        lab.power_on(pc1)
+        back = time.time()
+        nodes[0].start()
+        wait_for(
+            lambda: _first_reply_after(probe.result(), pc1.mac, back),
+            START_TIMEOUT, what="pc1 to answer for the VIP again",
+        )  # fmt: skip
+        result = probe.result()
+        returned = _first_reply_after(result, pc1.mac, back) or back
+        figures["failback_gap_s"] = _gap_around(result, returned - 1e-6)
+        self.step(
+            f"pc1 answers again; during the handover the client waited at most "
+            f"{figures['failback_gap_s'] * 1000:.0f} ms for a reply (never both nodes at once: "
+            f"pc2 released before pc1 added the address)"
+        )
+        self.say(f"           who answered: {' -> '.join(macs.get(m, m) for m in result.macs())}")
+        self.show(nodes[0])
+        return figures
 
 
-def _indent(text: str) -> str:
-    return "\n".join("           " + line for line in text.splitlines())
+def run_demo(say: Say, *, keepalive_ms: int = 100, deadtime_ms: int = 1000) -> dict[str, float]:
+    """Run the demo, narrating through ``say``; returns the measured figures (seconds)."""
+    _preflight()
+    demo = _Demo(say, keepalive_ms, deadtime_ms)
+    with tempfile.TemporaryDirectory(prefix="hacore-demo-") as tmp, Lab() as lab:
+        figures = demo.run(lab, Path(tmp))
+        demo.step("cleaning up: daemons stopped, namespaces removed")
+    say("")
+    say("summary")
+    say(f"  start-up until the VIP was served: {figures['startup_s'] * 1000:7.0f} ms")
+    say(f"  unplanned failover (power cut):    {figures['failover_s'] * 1000:7.0f} ms"
+        f"  (deadtime {deadtime_ms} ms)")  # fmt: skip
+    say(f"  failback, VIP unanswered:          {figures['failback_gap_s'] * 1000:7.0f} ms")
+    say(f"demo finished in {time.monotonic() - demo.t0:.1f} s")
+    return figures
 
 
 def main(say: Say, **options: int) -> int:

@@ -101,7 +101,7 @@ class GroupRuntime:
         else:
             log.info("%s %s: ok", res.bound.name, action)
         if self._notify is not None:
-            self._notify(self.key, res.bound.name, action, result, detail)
+            self._notify(self.key, res.bound.resource.spec, action, result, detail)
 
     # ------------------------------------------------------------------ group operations
 

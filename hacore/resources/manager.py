@@ -17,10 +17,13 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hacore.agent import OCFResult
 from hacore.config.model import ClusterConfig
+from hacore.events import ResourceAction, ResourceEvent
 from hacore.membership.events import NodeState
 from hacore.membership.wire import Message
 from hacore.resources import fields
@@ -59,11 +62,13 @@ class ResourceManager:
         moves_file: Path,
         send_now: Callable[[], None],
         runner: Runner | None = None,
+        on_event: Callable[[ResourceEvent], None] | None = None,
     ) -> None:
         self.config = config
         self.local = config.local_node
         self.runner = runner or Runner()
-        self.groups = {g.key: GroupRuntime(g, self.runner) for g in groups}
+        self._on_event = on_event
+        self.groups = {g.key: GroupRuntime(g, self.runner, self._resource_done) for g in groups}
         self.specs = [GroupSpec(g.key, g.group.preferred_node) for g in groups]
         self.peers = {n: _Peer() for n in config.peers}
         self.moves_file = moves_file
@@ -77,6 +82,9 @@ class ResourceManager:
         self._monitors: dict[str, asyncio.Task[None]] = {}
         self._announced: fields.Announcement | None = None
         self._desired: dict[str, str | None] = {}
+        # The last other node seen holding each group: says whether a start is a failover.
+        self._last_holder: dict[str, str] = {}
+        self.score = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -136,7 +144,16 @@ class ResourceManager:
         announcement = fields.decode(msg)
         if announcement != peer.announcement:
             peer.announcement = announcement
+            for key in announcement.holds if announcement else ():
+                self._last_holder[key] = node
             self.replan()
+
+    def set_score(self, score: int) -> None:
+        """This node's connectivity score (the ping plugin's): announced, used in placement."""
+        if score != self.score:
+            log.info("connectivity score now %d (was %d)", score, self.score)
+            self.score = score
+            self._changed()
 
     # ------------------------------------------------------------------ views
 
@@ -148,6 +165,7 @@ class ResourceManager:
             failed=frozenset(self.failed),
             blocked=frozenset(k for k, g in self.groups.items() if g.state is GroupState.BLOCKED),
             moves=tuple(self.moves.values()),
+            score=self.score,
         )
 
     def status_fields(self) -> list[tuple[str, str | bytes]]:
@@ -162,7 +180,9 @@ class ResourceManager:
                 own = self.announcement()
                 live = self.active and self.ready and not self.leaving
                 views.append(
-                    NodeView(name, live, True, own.holds, own.failed, own.blocked, own.moves)
+                    NodeView(
+                        name, live, True, own.holds, own.failed, own.blocked, own.moves, own.score
+                    )
                 )
                 continue
             peer = self.peers[name]
@@ -214,12 +234,57 @@ class ResourceManager:
             outcome = await group.start()
             if outcome is Outcome.OK:
                 self._start_monitor(group)
+                self._group_moved(key)
             elif outcome is Outcome.FAILED:
                 self.failed.add(key)
         else:
             self._stop_monitor(key)
             outcome = await group.stop()
+            if outcome is Outcome.OK:
+                target = "shutdown" if self.leaving else f"to {self._desired.get(key) or 'nowhere'}"
+                self._event(key, None, ResourceAction.RELEASE, OCFResult.SUCCESS, target)
         self._changed()
+
+    def _group_moved(self, key: str) -> None:
+        previous = self._last_holder.pop(key, None)
+        if previous is None:
+            return
+        dead = self.peers[previous].state is NodeState.DEAD
+        action = ResourceAction.FAILOVER if dead else ResourceAction.TAKEOVER
+        why = f"from {previous}" + (" (dead)" if dead else "")
+        self._event(key, None, action, OCFResult.SUCCESS, why)
+
+    def _resource_done(
+        self, key: str, resource: str, action: str, result: OCFResult, detail: str
+    ) -> None:
+        try:
+            kind = ResourceAction(action)
+        except ValueError:
+            return  # probes and validation are not news
+        self._event(key, resource, kind, result, detail)
+
+    def _event(
+        self,
+        key: str,
+        resource: str | None,
+        action: ResourceAction,
+        result: OCFResult,
+        detail: str,
+    ) -> None:
+        if self._on_event is None:
+            return
+        self._on_event(
+            ResourceEvent(
+                group=key,
+                resource=resource,
+                action=action,
+                result=result,
+                node=self.local,
+                cluster=self.config.cluster,
+                timestamp=datetime.now(UTC),
+                detail=detail,
+            )
+        )
 
     def _changed(self) -> None:
         """Our announcement may have changed: send it now if it did, and plan again."""
