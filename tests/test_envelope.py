@@ -132,3 +132,18 @@ def test_any_single_byte_change_is_rejected(data: st.DataObject) -> None:
     packet[at] ^= data.draw(st.integers(1, 255))
     with pytest.raises(Rejected):
         open_envelope(bytes(packet), ALL)
+
+
+def test_a_forged_packet_is_refused_for_its_token_before_its_fields_are_parsed() -> None:
+    # 16 KiB of fields the parser would reject as malformed, behind a well-formed trailer with
+    # a wrong token: the cheap HMAC check answers first, so a forged flood costs little.
+    from hacore.config.model import Auth, AuthKey, AuthMethod
+    from hacore.membership.envelope import Rejected, open_envelope
+
+    auth = Auth(1, (AuthKey(1, AuthMethod.SHA1, b"secret"),))
+    body = b"###\n" + b"9:(9)x=yyyy," * 1300 + b"%%%\n"
+    token = "0" * 40
+    packet = body + f"{len(token) + 2}:1 {token},".encode()
+    with pytest.raises(Rejected) as refused:
+        open_envelope(packet, auth)
+    assert refused.value.verdict is Verdict.BAD_AUTH
