@@ -20,7 +20,8 @@ from typing import Any, NoReturn
 import click
 
 from hacore import __version__
-from hacore.config import ConfigError, Loaded, Severity, check, load, to_toml
+from hacore.config import ConfigError, Loaded, Problem, Severity, check, load, to_toml
+from hacore.config.model import Location
 from hacore.control import ControlError, request
 from hacore.paths import DEFAULT_CONFIG_DIR, RuntimePaths, runtime_paths
 from hacore.statusview import format_status
@@ -111,9 +112,14 @@ def run(
 
     loaded = _load(source, node)
     paths = _paths(source, socket, state_dir)
+    try:
+        # Agents and plugins are found and checked before anything starts.
+        daemon = Daemon(loaded.config, paths)
+    except ConfigError as err:
+        _fail([str(p) for p in err.problems], EXIT_CONFIG)
     listener = logs.setup(loaded.config, verbose=verbose)
     try:
-        asyncio.run(Daemon(loaded.config, paths).run())
+        asyncio.run(daemon.run())
     except LinkError as err:
         listener.stop()
         _fail([f"{loaded.config.source}: {err}"], EXIT_CONFIG)
@@ -154,12 +160,21 @@ def config() -> None:
 @node_option
 def config_check(source: Path | None, node: str | None) -> None:
     """Validate ha.cf/authkeys/haresources or a cluster.toml; print every problem."""
+    from hacore.plugins import PluginError, plugin_manager
     from hacore.resources.binding import bind
 
-    problems = check(source or _default_source(), node_name=node)
+    where = source or _default_source()
+    problems = check(where, node_name=node)
     if not any(p.severity is Severity.ERROR for p in problems):
-        # Readable: now make sure every agent it names is installed and takes its parameters.
-        problems += bind(load(source or _default_source(), node_name=node).config)[1]
+        # Readable: now make sure every agent it names is installed and takes its parameters,
+        # and let the plugins have their say.
+        config = load(where, node_name=node).config
+        problems += bind(config)[1]
+        try:
+            for found in plugin_manager().hook.hacore_config_validate(config=config):
+                problems += tuple(Problem(Location(str(where)), text) for text in found)
+        except PluginError as err:
+            problems += (Problem(Location(str(where)), str(err)),)
     for problem in problems:
         click.echo(str(problem), err=True)
     if any(p.severity is Severity.ERROR for p in problems):

@@ -16,12 +16,15 @@ import os
 import signal
 import time
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 from hacore import __version__
-from hacore.config.errors import ConfigError
-from hacore.config.model import AuthMethod, ClusterConfig
+from hacore.config.errors import ConfigError, Problem
+from hacore.config.model import AuthMethod, ClusterConfig, Location
 from hacore.control import ControlServer
+from hacore.dispatch import EventDispatcher
+from hacore.events import NodeEvent
 from hacore.membership.detector import Membership
 from hacore.membership.envelope import Rejected, open_envelope, seal
 from hacore.membership.events import (
@@ -39,6 +42,7 @@ from hacore.membership.events import (
 )
 from hacore.paths import RuntimePaths
 from hacore.persist import next_generation, node_uuid
+from hacore.plugins import PluginError, plugin_manager
 from hacore.resources.binding import bind
 from hacore.resources.manager import ResourceManager, scopes
 from hacore.resources.placement import Direction
@@ -51,6 +55,9 @@ _REJECT_LOG_INTERVAL_S = 10.0
 _LOADAVG_REFRESH_S = 5.0
 # Bound on stopping every group at shutdown (systemd's stop timeout should exceed it).
 _SHUTDOWN_TIMEOUT_S = 300.0
+# How often the connectivity score (the ping plugin's) is read; the plugin dampens it itself.
+_SCORE_REFRESH_S = 1.0
+_NOTIFY_DRAIN_S = 5.0
 _MCL_CURRENT, _MCL_FUTURE = 1, 2
 
 
@@ -80,15 +87,27 @@ class Daemon:
         self._started_wall = time.time()
         self.membership: Membership | None = None
         groups, problems = bind(config)
+        try:
+            self.pm = plugin_manager()
+        except PluginError as err:
+            problems += (Problem(Location(str(config.source)), str(err)),)
+        else:
+            for found in self.pm.hook.hacore_config_validate(config=config):
+                problems += tuple(Problem(Location(str(config.source)), p) for p in found)
         if problems:
             raise ConfigError(problems)
+        self.dispatcher = EventDispatcher(self.pm)
         # Agents keep pid and state files here (OCF's HA_RSCTMP): one directory per node.
         os.environ["HACORE_RSCTMP"] = os.environ["HA_RSCTMP"] = str(paths.rsctmp)
         # Heartbeat-class scripts named in haresources: the config's resource.d, then init.d.
         config_dir = config.source if config.source.is_dir() else config.source.parent
         os.environ["HACORE_RESOURCE_DIRS"] = f"{config_dir / 'resource.d'}:/etc/init.d"
         self.resources = ResourceManager(
-            config, groups, moves_file=paths.state_dir / "moves.json", send_now=self._send_now
+            config,
+            groups,
+            moves_file=paths.state_dir / "moves.json",
+            send_now=self._send_now,
+            on_event=self.dispatcher.resource_event,
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -125,6 +144,8 @@ class Daemon:
             _go_realtime()
         self._refresh_loadavg()
         self.paths.rsctmp.mkdir(mode=0o755, parents=True, exist_ok=True)
+        self.pm.hook.hacore_daemon_started(config=self.config)
+        self._refresh_score()
         probing = loop.create_task(self.resources.start())
         # Everything allocated so far lives as long as the daemon: keep the collector off it.
         gc.collect()
@@ -138,6 +159,10 @@ class Daemon:
         log.info("shutting down: handing our groups over")
         assert self.membership is not None
         await self.resources.shutdown(_SHUTDOWN_TIMEOUT_S)
+        self.pm.hook.hacore_daemon_stopping(config=self.config)
+        undelivered = await asyncio.to_thread(self.dispatcher.close, _NOTIFY_DRAIN_S)
+        if undelivered:
+            log.warning("%d notifications not delivered at shutdown", undelivered)
         self._handle(self.membership.shutdown(time.time()))
         if self._timer is not None:
             self._timer.cancel()
@@ -192,8 +217,19 @@ class Daemon:
             match event:
                 case Delivered(node, message) if message.type == "status":
                     self.resources.on_status(node, message)
-                case NodeStateChanged(node, _old, new, _reason):
+                case NodeStateChanged(node, old, new, reason):
                     self.resources.on_node_state(node, new)
+                    self.dispatcher.node_event(
+                        NodeEvent(
+                            node=node,
+                            old_state=old.value,
+                            new_state=new.value,
+                            reason=reason,
+                            cluster=self.config.cluster,
+                            local_node=self.config.local_node,
+                            timestamp=datetime.now(UTC),
+                        )
+                    )
                 case CommUp():
                     self.resources.on_comm_up()
                 case _:
@@ -232,6 +268,11 @@ class Daemon:
         with contextlib.suppress(OSError), open("/proc/loadavg") as f:
             self.membership.load_average = f.read().strip()
         asyncio.get_running_loop().call_later(_LOADAVG_REFRESH_S, self._refresh_loadavg)
+
+    def _refresh_score(self) -> None:
+        answers = self.pm.hook.hacore_connectivity_score(node=self.config.local_node)
+        self.resources.set_score(sum(a for a in answers if a is not None))
+        asyncio.get_running_loop().call_later(_SCORE_REFRESH_S, self._refresh_score)
 
     def _debug_level(self, step: int) -> None:
         logger = logging.getLogger("hacore")
@@ -307,4 +348,6 @@ class Daemon:
             "loopback": view.loopback,
             "groups": self.resources.status(),
             "rscstatus": self.resources.rscstatus(),
+            "score": self.resources.score,
+            "notifiers": self.dispatcher.stats(),
         }

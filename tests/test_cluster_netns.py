@@ -9,11 +9,12 @@ import subprocess
 import sys
 import textwrap
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from hacore.lab.netns import Host, Lab
+from hacore.lab.netns import Host, Lab, wait_for
 from hacore.lab.nodes import HacoreNode, wait_all_active, write_cluster
 
 pytestmark = pytest.mark.netns
@@ -28,6 +29,10 @@ def _entry(status: dict[str, object], node: str) -> dict[str, object]:
         if entry["name"] == node:
             return entry  # type: ignore[no-any-return]
     raise AssertionError(f"{node} not in status")
+
+
+def _logged(node: HacoreNode, line: str) -> bool:
+    return line in node.log()
 
 
 def _cluster(lab: Lab, tmp_path: Path, count: int, media: str) -> list[HacoreNode]:
@@ -85,7 +90,8 @@ def test_a_killed_node_is_declared_dead_after_deadtime_and_recognised_when_it_re
         assert DEADTIME_MS <= silence_ms <= DEADTIME_MS + 2 * KEEPALIVE_MS, silence_ms
         declared_after_kill = seen_at - int(entry["state_age_ms"]) / 1000 - killed_at  # type: ignore[call-overload]
         assert declared_after_kill <= (DEADTIME_MS + 2 * KEEPALIVE_MS) / 1000
-        assert f"node {victim.name}: is dead" in survivor.log()
+        # The log is written by a thread behind a queue: wait for the line, bounded.
+        wait_for(partial(_logged, survivor, f"node {victim.name}: is dead"), 5, what="log")
 
     lab.link_up(victim.host)
     victim.start()
@@ -93,7 +99,7 @@ def test_a_killed_node_is_declared_dead_after_deadtime_and_recognised_when_it_re
     for survivor in survivors:
         entry = _entry(survivor.status() or {}, victim.name)
         assert int(entry["generation"]) > int(generation_before)  # type: ignore[call-overload]
-        assert f"node {victim.name} restarted" in survivor.log()
+        wait_for(partial(_logged, survivor, f"node {victim.name} restarted"), 5, what="log")
 
 
 def test_a_graceful_stop_is_seen_at_once_not_after_deadtime(lab: Lab, tmp_path: Path) -> None:
@@ -103,7 +109,7 @@ def test_a_graceful_stop_is_seen_at_once_not_after_deadtime(lab: Lab, tmp_path: 
     assert b.stop() == 0
     a.wait_node_state(b.name, "dead", timeout=DEADTIME_MS / 1000)
     assert time.monotonic() - stopped_at < DEADTIME_MS / 1000
-    assert "shutdown notice" in a.log()
+    wait_for(lambda: "shutdown notice" in a.log(), 5, what="the shutdown notice in the log")
 
 
 _ATTACK = textwrap.dedent(
