@@ -171,11 +171,11 @@ def hacore_connectivity_score(node: str) -> int | None:
 # -------------------------------------------------------------------------------------------------
 # Events: for notifiers
 # -------------------------------------------------------------------------------------------------
-# The core queues events and calls these hooks from a worker, off the keepalive path, one
-# implementation at a time and each under a timeout: an implementation that overruns is logged
-# and abandoned, and never holds up membership or failover. Each implementation sees events in
-# the order they happened. Implementations must still not block: a slow notifier delays the
-# events behind it, and one that is abandoned at its timeout may be cut off mid-send.
+# The core queues events and calls these hooks off the keepalive path, each plugin in a worker
+# thread of its own and each call under a timeout: an overrun is logged, and that plugin's later
+# events wait behind it (at most 1000 queued; the oldest is dropped past that). No plugin ever
+# holds up membership, failover, or another plugin. Each plugin sees events in the order they
+# happened. Implementations must still not block: a slow notifier delays its own later events.
 
 
 @hookspec

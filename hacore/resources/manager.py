@@ -147,6 +147,8 @@ class ResourceManager:
             for key in announcement.holds if announcement else ():
                 self._last_holder[key] = node
             self.replan()
+        elif peer.unready_since is not None:
+            self.replan()  # we wait for this peer: its keepalives tick the wait's bound
 
     def set_score(self, score: int) -> None:
         """This node's connectivity score (the ping plugin's): announced, used in placement."""
@@ -191,7 +193,9 @@ class ResourceManager:
                 # Dead, or not an hacore node (a Heartbeat peer): nothing it holds is known.
                 views.append(NodeView(name, live=False, present=False))
                 continue
-            if not a.ready:
+            if not a.ready or peer.state is not NodeState.ACTIVE:
+                # Still probing or not yet through its own comm-up: what it will claim is not
+                # known yet, so wait for it (bounded by initdead) rather than take its groups.
                 peer.unready_since = peer.unready_since or now
                 if now - peer.unready_since < self.config.timers.initdead_ms / 1000:
                     return None
@@ -228,6 +232,14 @@ class ResourceManager:
         self._ops[key] = asyncio.get_running_loop().create_task(self._operate(key, op))
 
     async def _operate(self, key: str, op: str) -> None:
+        try:
+            await self._perform(key, op)
+        finally:
+            # Done before planning again, or the plan could not launch this group's next step.
+            self._ops.pop(key, None)
+        self._changed()
+
+    async def _perform(self, key: str, op: str) -> None:
         group = self.groups[key]
         if op == "start":
             self._changed()  # "starting" counts as holding: tell the peers before acting
@@ -243,7 +255,6 @@ class ResourceManager:
             if outcome is Outcome.OK:
                 target = "shutdown" if self.leaving else f"to {self._desired.get(key) or 'nowhere'}"
                 self._event(key, None, ResourceAction.RELEASE, OCFResult.SUCCESS, target)
-        self._changed()
 
     def _group_moved(self, key: str) -> None:
         previous = self._last_holder.pop(key, None)
