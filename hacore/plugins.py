@@ -93,8 +93,10 @@ class AgentRegistry:
         """The entry point that serves the configured agent name ``name``.
 
         A qualified name ``prefix:rest`` (OCF's ``ocf:heartbeat:IPaddr2``) is served by the agent
-        registered under ``prefix``: this is where the OCF bridge plugs in, one entry point for
-        every shell agent of a provider tree. Any other name is its own entry point.
+        registered under ``prefix``: one entry point for every shell agent of a provider tree.
+        Any other name is its own entry point. When no entry point answers, ``load`` falls back
+        to the core's bridge (``hacore.bridge``): ``ocf:`` names to the OCF shell agents, bare
+        names to Heartbeat resource scripts and LSB init scripts.
         """
         return name.split(":", 1)[0]
 
@@ -103,8 +105,9 @@ class AgentRegistry:
         ep_name = self.entry_point_name(name)
         found = self._entry_points.get(ep_name)
         if not found:
-            # Bare names of LSB and Heartbeat resource.d scripts (``httpd``) will be served here,
-            # by a fallback to the script bridge, once it exists; until then they are unknown.
+            bridged = _bridged(name, ep_name)
+            if bridged is not None:
+                return bridged
             raise AgentNotFound(self._not_found(name, ep_name))
         if len(found) > 1:
             raise AgentNotFound(
@@ -150,6 +153,23 @@ class AgentRegistry:
         elif match is not None:
             hint = f" (did you mean '{match}'? it comes with {KNOWN_DISTRIBUTIONS[match]})"
         return f"unknown resource agent '{name}'{hint}; {inventory}"
+
+
+def _bridged(name: str, ep_name: str) -> type[Agent] | None:
+    """The core's bridge for a name no installed entry point serves: ``ocf:<provider>:<type>``
+    is the OCF shell agent of that name (raising AgentNotFound if it is not installed); a bare
+    name is the Heartbeat resource script or LSB init script of that name, if one exists."""
+    # Imported here: the bridge imports this module (for AgentNotFound), and loading it costs
+    # nothing until a configuration names a script.
+    from hacore import bridge  # noqa: PLC0415
+
+    if ep_name == "ocf":
+        return bridge.ocf_agent_named(name)
+    if ep_name == name:
+        script = bridge.find_script(name)
+        if script is not None:
+            return bridge.lsb_agent(script)
+    return None
 
 
 def _checked_agent(plugin: object, origin: str) -> type[Agent]:

@@ -129,9 +129,9 @@ def test_an_ocf_name_is_dispatched_to_the_agent_registered_for_its_prefix(
     assert load_agent("ocf:heartbeat:IPaddr2").__name__ == "Frob"
 
 
-def test_an_ocf_name_without_its_bridge_names_the_missing_agent() -> None:
-    with pytest.raises(AgentNotFound, match="needs the agent 'ocf', which is not installed"):
-        load_agent("ocf:heartbeat:IPaddr2")
+def test_a_prefixed_name_without_its_agent_names_the_missing_agent() -> None:
+    with pytest.raises(AgentNotFound, match="needs the agent 'stonith', which is not installed"):
+        load_agent("stonith:external/ipmi")
 
 
 def test_a_third_party_agent_is_found_by_name(site: SitePackages) -> None:
