@@ -24,6 +24,8 @@ from hacore.lab.netns import Host, wait_for
 from hacore.paths import runtime_paths
 
 STOP_TIMEOUT = 30.0
+# Longer than `hactl ... --wait` waits itself, so its own message reports a move that hangs.
+HACTL_TIMEOUT = 150.0
 
 
 def localize(config_dir: Path, node: str) -> None:
@@ -46,6 +48,7 @@ def write_cluster(
     auth_method: str = "sha1",
     haresources: Sequence[str] | None = None,
     extra: Sequence[str] = (),
+    auto_failback: str = "on",
 ) -> dict[str, Path]:
     """One configuration directory per node under ``base``; returns node → directory."""
     shared = write_heartbeat_config(
@@ -59,6 +62,7 @@ def write_cluster(
         links=links,
         haresources=haresources,
         extra=extra,
+        auto_failback=auto_failback,
         install_scripts=False,
     )
     dirs: dict[str, Path] = {}
@@ -172,6 +176,48 @@ class HacoreNode:
             return any(n["name"] == node and n["state"] == state for n in status["nodes"])
 
         return self.wait_status(matches, timeout, f"node {node} {state}")
+
+    # -- resource groups ----------------------------------------------------------------------
+
+    def hactl(self, *args: str, timeout: float = HACTL_TIMEOUT) -> subprocess.CompletedProcess[str]:
+        """``hactl ARGS --config-dir <this node's>``, run from the calling process (the control
+        socket is a file: it is reached from any network namespace). Never raises on exit status."""
+        argv = [sys.executable, "-m", "hacore", *args, "--config-dir", str(self.config_dir)]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+    def standby(self, scope: str = "all", *, wait: bool = True) -> subprocess.CompletedProcess[str]:
+        """``hactl standby SCOPE [--wait]`` on this node (hb_standby)."""
+        return self.hactl("standby", scope, *(["--wait"] if wait else []))
+
+    def takeover(
+        self, scope: str = "all", *, wait: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """``hactl takeover SCOPE [--wait]`` on this node (hb_takeover)."""
+        return self.hactl("takeover", scope, *(["--wait"] if wait else []))
+
+    def group(self, key: str) -> dict[str, Any] | None:
+        """This daemon's status of one resource group, or None (not answering, no such group)."""
+        status = self.status()
+        for group in (status or {}).get("groups", []):
+            if group.get("key") == key:
+                return group  # type: ignore[no-any-return]
+        return None
+
+    def holders(self, key: str) -> list[str] | None:
+        """The nodes that hold ``key`` as this daemon sees the cluster, or None."""
+        group = self.group(key)
+        return None if group is None else list(group["holders"])
+
+    def wait_group(
+        self, key: str, predicate: Callable[[dict[str, Any]], bool], timeout: float, what: str
+    ) -> dict[str, Any]:
+        """Wait until this daemon's status of group ``key`` satisfies ``predicate``."""
+
+        def matches(status: dict[str, Any]) -> bool:
+            return any(g.get("key") == key and predicate(g) for g in status.get("groups", []))
+
+        status = self.wait_status(matches, timeout, f"{key}: {what}")
+        return next(g for g in status["groups"] if g.get("key") == key)
 
 
 def wait_all_active(nodes: Sequence[HacoreNode], timeout: float) -> None:
