@@ -180,7 +180,7 @@ def write_site(
             names = [node, "localhost", "127.0.0.1", *([site.address] if site.address else [])]
             make_certificate(site.cert, site.key, names, openssl=openssl)
     _write(site.envvars, _envvars(site, user, group), 0o644)
-    _write(site.config, _config(site, modules), 0o644)
+    _write(site.config, _config(site, modules, _variables(site, user, group)), 0o644)
     return site
 
 
@@ -284,8 +284,8 @@ def _page(node: str) -> str:
     )
 
 
-def _envvars(site: ApacheSite, user: str, group: str) -> str:
-    values = {
+def _variables(site: ApacheSite, user: str, group: str) -> dict[str, str]:
+    return {
         "APACHE_RUN_USER": user,
         "APACHE_RUN_GROUP": group,
         "APACHE_PID_FILE": str(site.pid_file),
@@ -294,6 +294,10 @@ def _envvars(site: ApacheSite, user: str, group: str) -> str:
         "APACHE_LOG_DIR": str(site.log_dir),
         "LANG": "C",
     }
+
+
+def _envvars(site: ApacheSite, user: str, group: str) -> str:
+    values = _variables(site, user, group)
     lines = [f"# envvars of {site.node}'s apache, as Debian's /etc/apache2/envvars (written by"]
     lines.append("# hacore_apache.site); the apache agent sources it (parameter envfiles).")
     lines += [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
@@ -307,11 +311,15 @@ def _listen(site: ApacheSite, port: int) -> str:
     return f"{host}:{port}"
 
 
-def _config(site: ApacheSite, modules: Path) -> str:
+def _config(site: ApacheSite, modules: Path, variables: dict[str, str]) -> str:
     loads = [*_MODULES, *(_SSL_MODULES if site.https_port is not None else ())]
     out = [
         f"# Apache configuration of node {site.node}, written by hacore_apache.site. Paths come",
         f"# from {site.envvars} (the apache agent sources it), as Debian's do from envvars.",
+        "# They are also defined here, so that the file stands on its own: a haresources line",
+        "# (apache::<this file>) can name only the configuration, and the default envvars of",
+        "# the machine must not send two nodes' apaches to the same pid file.",
+        *(f'Define {name} "{value}"' for name, value in variables.items() if name != "LANG"),
         f"ServerRoot {site.root}",
         f"ServerName {site.node}",
         "DefaultRuntimeDir ${APACHE_RUN_DIR}",
