@@ -57,7 +57,7 @@ _LOADAVG_REFRESH_S = 5.0
 # Bound on stopping every group at shutdown (systemd's stop timeout should exceed it).
 _SHUTDOWN_TIMEOUT_S = 300.0
 # How often the connectivity score (the ping plugin's) is read; the plugin dampens it itself.
-_SCORE_REFRESH_S = 1.0
+_SCORE_REFRESH_S = 0.2
 _NOTIFY_DRAIN_S = 5.0
 _MCL_CURRENT, _MCL_FUTURE = 1, 2
 # Agent workers and notifier lanes run shallow Python code; 8 MiB each, locked, is waste.
@@ -90,6 +90,8 @@ class Daemon:
         self._timer: asyncio.TimerHandle | None = None
         self._reject_logged: dict[str, float] = {}
         self._started_wall = time.time()
+        self._expect_score = False
+        self._score_since = 0.0
         self.membership: Membership | None = None
         groups, problems = bind(config)
         try:
@@ -150,6 +152,12 @@ class Daemon:
         self._refresh_loadavg()
         self.paths.rsctmp.mkdir(mode=0o755, parents=True, exist_ok=True)
         self.pm.hook.hacore_daemon_started(config=self.config)
+        self._expect_score = bool(
+            (self.config.ping_nodes or self.config.ping_groups)
+            and self.pm.hook.hacore_connectivity_score.get_hookimpls()
+        )
+        self.resources.score_known = not self._expect_score
+        self._score_since = loop.time()
         self._refresh_score()
         probing = loop.create_task(self.resources.start())
         # Everything allocated so far lives as long as the daemon: keep the collector off it.
@@ -276,9 +284,18 @@ class Daemon:
         asyncio.get_running_loop().call_later(_LOADAVG_REFRESH_S, self._refresh_loadavg)
 
     def _refresh_score(self) -> None:
-        answers = self.pm.hook.hacore_connectivity_score(node=self.config.local_node)
-        self.resources.set_score(sum(a for a in answers if a is not None))
-        asyncio.get_running_loop().call_later(_SCORE_REFRESH_S, self._refresh_score)
+        answers = [
+            a
+            for a in self.pm.hook.hacore_connectivity_score(node=self.config.local_node)
+            if a is not None
+        ]
+        loop = asyncio.get_running_loop()
+        # Until the first measurement, say nothing rather than "reaches nothing"; give up
+        # waiting after deadping (a scorer that never answers must not keep us out for ever).
+        waited_out = loop.time() - self._score_since > self.config.timers.deadping_ms / 1000
+        if answers or waited_out or not self._expect_score:
+            self.resources.set_score(sum(answers))
+        loop.call_later(_SCORE_REFRESH_S, self._refresh_score)
 
     def _debug_level(self, step: int) -> None:
         logger = logging.getLogger("hacore")

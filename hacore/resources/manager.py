@@ -74,7 +74,10 @@ class ResourceManager:
         self.moves_file = moves_file
         self.moves: dict[Scope, Move] = self._load_moves()
         self.failed: set[str] = set()
-        self.ready = False
+        self.probed = False
+        # False while a connectivity score is expected but not measured yet: a node that has
+        # not pinged yet must not look like one that reaches nothing (nor like one that does).
+        self.score_known = True
         self.active = False
         self.leaving = False
         self._send_now = send_now
@@ -94,7 +97,7 @@ class ResourceManager:
         for group in self.groups.values():
             if group.state is GroupState.STARTED:
                 self._start_monitor(group)
-        self.ready = True
+        self.probed = True
         self._changed()
 
     async def shutdown(self, timeout_s: float) -> None:
@@ -150,9 +153,16 @@ class ResourceManager:
         elif peer.unready_since is not None:
             self.replan()  # we wait for this peer: its keepalives tick the wait's bound
 
+    @property
+    def ready(self) -> bool:
+        """Probed, and scored where scores count: only then may peers plan with us."""
+        return self.probed and self.score_known
+
     def set_score(self, score: int) -> None:
         """This node's connectivity score (the ping plugin's): announced, used in placement."""
-        if score != self.score:
+        first = not self.score_known
+        self.score_known = True
+        if score != self.score or first:
             log.info("connectivity score now %d (was %d)", score, self.score)
             self.score = score
             self._changed()
