@@ -16,6 +16,7 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -58,6 +59,8 @@ _LOADAVG_REFRESH_S = 5.0
 _SHUTDOWN_TIMEOUT_S = 300.0
 # How often the connectivity score (the ping plugin's) is read; the plugin dampens it itself.
 _SCORE_REFRESH_S = 0.2
+# The message types that carry resource announcements (status, and Heartbeat's R1 exchange).
+_EXCHANGE = frozenset({"status", "resource", "starting"})
 _NOTIFY_DRAIN_S = 5.0
 _MCL_CURRENT, _MCL_FUTURE = 1, 2
 # Agent workers and notifier lanes run shallow Python code; 8 MiB each, locked, is waste.
@@ -91,6 +94,7 @@ class Daemon:
         self._reject_logged: dict[str, float] = {}
         self._started_wall = time.time()
         self._expect_score = False
+        self._received: Counter[str] = Counter()
         self._score_since = 0.0
         self.membership: Membership | None = None
         groups, problems = bind(config)
@@ -113,7 +117,7 @@ class Daemon:
             config,
             groups,
             moves_file=paths.state_dir / "moves.json",
-            send_now=self._send_now,
+            send=self._send,
             on_event=self.dispatcher.resource_event,
         )
 
@@ -216,11 +220,10 @@ class Daemon:
         self._handle(membership.receive(message, link, loop.time(), time.time()))
         self._schedule()
 
-    def _send_now(self) -> None:
-        """The resource manager changed its announcement: put it on the wire at once."""
+    def _send(self, type_: str, fields: list[tuple[str, str | bytes]]) -> None:
+        """Send a sequenced message of the resource exchange now, on every link."""
         assert self.membership is not None
-        self.membership.send_status_soon(asyncio.get_running_loop().time())
-        self._schedule()
+        self._handle([Send(self.membership.message(type_, fields, time.time()))])
 
     def _handle(self, events: list[Event]) -> None:
         for event in events:
@@ -229,8 +232,10 @@ class Daemon:
                 continue
             self._log_event(event)
             match event:
-                case Delivered(node, message) if message.type == "status":
-                    self.resources.on_status(node, message)
+                case Delivered(node, message):
+                    self._received[message.type or "?"] += 1
+                    if message.type in _EXCHANGE:
+                        self.resources.on_message(node, message)
                 case NodeStateChanged(node, old, new, reason):
                     self.resources.on_node_state(node, new)
                     self.dispatcher.node_event(
@@ -372,5 +377,6 @@ class Daemon:
             "groups": self.resources.status(),
             "rscstatus": self.resources.rscstatus(),
             "score": self.resources.score,
+            "received": dict(sorted(self._received.items())),
             "notifiers": self.dispatcher.stats(),
         }

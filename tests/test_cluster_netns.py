@@ -194,3 +194,26 @@ def test_hactl_status_shows_both_nodes_links_and_last_heard(lab: Lab, tmp_path: 
     (peer,) = machine["nodes"]
     assert peer["name"] == "pc2" and peer["state"] == "active"
     assert peer["last_heard_ms"] < 2 * KEEPALIVE_MS + 500
+
+
+def test_nodes_speak_heartbeats_resource_exchange(lab: Lab, tmp_path: Path) -> None:
+    hosts = [lab.add_host("pc1"), lab.add_host("pc2")]
+    dirs = write_cluster(
+        tmp_path, ["pc1", "pc2"], keepalive=KEEPALIVE_MS, deadtime=DEADTIME_MS,
+        haresources=["pc1 Dummy"],
+    )  # fmt: skip
+    a, b = (HacoreNode(h, dirs[h.name]).start() for h in hosts)
+    wait_all_active([a, b], START_TIMEOUT)
+
+    def exchanged(status: dict[str, object]) -> bool:
+        received: dict[str, int] = status["received"]  # type: ignore[assignment]
+        groups: list[dict[str, object]] = status["groups"]  # type: ignore[assignment]
+        return (
+            received.get("starting", 0) >= 1
+            and received.get("resource", 0) >= 1
+            and groups[0]["holders"] == ["pc1"]
+        )
+
+    # Each side sent t=starting at comm-up and t=resource when what it holds changed.
+    b.wait_status(exchanged, START_TIMEOUT, "starting and resource messages from pc1")
+    a.wait_status(exchanged, START_TIMEOUT, "starting and resource messages from pc2")

@@ -466,7 +466,7 @@ def _generation(status: dict[str, Any], node: str) -> int:
 def test_a_holder_daemon_killed_and_restarted_before_deadtime_keeps_one_copy(
     lab: Lab, tmp_path: Path
 ) -> None:
-    c = _reference_cluster(lab, tmp_path, deadtime_ms=4000)
+    c = _reference_cluster(lab, tmp_path, deadtime_ms=10_000)
     pc1, pc2 = c.pc1, c.pc2
     c.start()
     _wait_placed(c.nodes, pc1, VIP_KEY, START_TIMEOUT)

@@ -174,10 +174,6 @@ class Membership:
             wall,
         )
 
-    def send_status_soon(self, now: float) -> None:
-        """Send our status at the next ``tick`` instead of waiting for the keepalive."""
-        self._next_status = min(self._next_status, now)
-
     def shutdown(self, wall: float) -> list[Event]:
         """Our last words when stopping: peers mark us dead at once instead of after deadtime."""
         self.state = NodeState.DEAD

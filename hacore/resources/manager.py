@@ -3,9 +3,9 @@ other without ever running a group on two nodes during a planned move.
 
 It lives on the daemon's event loop but never blocks it: agent actions run in the Runner's
 threads and are awaited as tasks. Its inputs are membership events and the announcements that
-every peer's keepalives carry (``fields``); its output is group operations and a request to
-send our own announcement at once whenever it changed, so a release reaches the taker in one
-datagram's time instead of at the next keepalive.
+every peer's keepalives carry (``fields``); its output is group operations and, whenever our
+announcement changes, a Heartbeat ``t=resource`` message carrying it (``r1``), sent at once so
+a release reaches the taker in one datagram's time instead of at the next keepalive.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from hacore.config.model import ClusterConfig
 from hacore.events import ResourceAction, ResourceEvent
 from hacore.membership.events import NodeState
 from hacore.membership.wire import Message
-from hacore.resources import fields
+from hacore.resources import fields, r1
 from hacore.resources.binding import BoundGroup
 from hacore.resources.group import GroupRuntime, GroupState, Outcome
 from hacore.resources.placement import Direction, GroupSpec, Move, NodeView, Scope, plan
@@ -60,10 +60,11 @@ class ResourceManager:
         groups: Iterable[BoundGroup],
         *,
         moves_file: Path,
-        send_now: Callable[[], None],
+        send: Callable[[str, list[tuple[str, str | bytes]]], None],
         runner: Runner | None = None,
         on_event: Callable[[ResourceEvent], None] | None = None,
     ) -> None:
+        groups = tuple(groups)
         self.config = config
         self.local = config.local_node
         self.runner = runner or Runner()
@@ -80,7 +81,8 @@ class ResourceManager:
         self.score_known = True
         self.active = False
         self.leaving = False
-        self._send_now = send_now
+        self._send = send
+        self._preferred = {s.key: s.preferred for s in self.specs}
         self._ops: dict[str, asyncio.Task[None]] = {}
         self._monitors: dict[str, asyncio.Task[None]] = {}
         self._announced: fields.Announcement | None = None
@@ -124,7 +126,15 @@ class ResourceManager:
 
     def on_comm_up(self) -> None:
         self.active = True
+        # Heartbeat's "I am starting, tell me what you hold"; peers answer with t=resource.
+        self._send(r1.STARTING, self.status_fields())
         self.replan()
+
+    def on_message(self, node: str, msg: Message) -> None:
+        """A status, resource or starting message from a peer (the exchange's three types)."""
+        if msg.type == r1.STARTING:
+            self._send_resource(full=True)
+        self.on_status(node, msg)
 
     def on_node_state(self, node: str, state: NodeState) -> None:
         peer = self.peers.get(node)
@@ -137,6 +147,7 @@ class ResourceManager:
         self.replan()
 
     def on_status(self, node: str, msg: Message) -> None:
+        """Take the announcement a peer's message carries, unless a newer one came first."""
         peer = self.peers.get(node)
         if peer is None:
             return
@@ -312,8 +323,17 @@ class ResourceManager:
         current = self.announcement()
         if current != self._announced:
             self._announced = current
-            self._send_now()
+            self._send_resource(info="shutdown" if self.leaving else None)
         self.replan()
+
+    def _send_resource(self, *, info: str | None = None, full: bool = False) -> None:
+        a = self.announcement()
+        transition = any(
+            g.state in (GroupState.STARTING, GroupState.STOPPING) for g in self.groups.values()
+        )
+        hold = r1.rsc_hold(self.local, a.holds, self._preferred)
+        body = r1.resource_fields(hold, stable=not transition, info=info, full=full)
+        self._send(r1.RESOURCE, body + fields.encode(a))
 
     # ------------------------------------------------------------------ monitors
 
