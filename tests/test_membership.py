@@ -15,6 +15,7 @@ from hacore.membership.events import (
     NodeReturned,
     NodeState,
     NodeStateChanged,
+    Send,
 )
 from hacore.membership.wire import Message, Verdict
 from tests.membership_sim import Network
@@ -246,3 +247,36 @@ def test_a_datagram_repeated_on_the_same_link_is_a_replay_even_at_once() -> None
     newest = [m for s, m in net.captured if s == "b"][-1]
     events = net.inject("a", newest, link="eth0")
     assert [e.verdict for e in events if isinstance(e, DatagramRejected)] == [Verdict.REPLAY]
+
+
+def test_a_lost_message_is_asked_for_and_retransmitted() -> None:
+    from hacore.membership.events import Delivered
+
+    net = Network(["a", "b"], FAST)
+    net.run(0.5)
+    b = net.nodes["b"]
+    net.cut.add(frozenset(("a", "b")))
+    lost = b.membership.message("resource", [("rsc_hold", "local")], net.wall())
+    net._emit(b, [Send(lost)])
+    net.cut.clear()
+    net.run(1.0)
+    delivered = [e.message for e in net.nodes["a"].events if isinstance(e, Delivered)]
+    assert lost in delivered  # the very message, resent unchanged
+    asked = [m for s, m in net.captured if s == "a" and m.type == "NS_rexmit"]
+    assert asked and asked[0].get("dest") == "b"
+    assert asked[0].get("firstseq") == str(int(lost.get("seq") or "0", 16))
+
+
+def test_a_message_no_longer_held_is_refused_with_a_nak() -> None:
+    net = Network(["a", "b"], FAST)
+    net.run(0.2)
+    b = net.nodes["b"].membership
+    for _ in range(600):
+        b.message("resource", [], net.wall())
+    request = net.nodes["a"].membership.message(
+        "NS_rexmit", [("dest", "b"), ("firstseq", "1"), ("lastseq", "1")], net.wall()
+    )
+    events = net.inject("b", request)
+    naks = [e.message for e in events if isinstance(e, Send)]
+    assert [m.type for m in naks] == ["NS_nak_rexmit"]
+    assert naks[0].get("firstseq") == "1" and naks[0].get("dest") == "a"

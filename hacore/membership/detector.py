@@ -13,11 +13,13 @@ a lower generation is a replay and a higher one a restart, sequence numbers are 
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from hacore.config.model import Timers
+from hacore.membership import rexmit
 from hacore.membership.events import (
     CommUp,
     DatagramRejected,
@@ -123,6 +125,7 @@ class Membership:
         generation: int,
         uuid: bytes,
         now: float,
+        rng: random.Random | None = None,
     ) -> None:
         self.local = local
         self.timers = timers
@@ -141,6 +144,8 @@ class Membership:
         self._ttl = str(HOPFUDGE + len(nodes))
         self._peers = {n: _Peer(n) for n in nodes if n != local}
         self._next_status = now
+        self._history = rexmit.SentHistory()
+        self._gaps = rexmit.GapRequests(rng)
 
     # ------------------------------------------------------------------ outbound
 
@@ -151,7 +156,8 @@ class Membership:
         (src, srcuuid, seq, hg, ts, ld, ttl). ``NS_`` types carry no sequence number."""
         out: list[tuple[str, str | bytes]] = [("t", type_), *fields]
         out += [("src", self.local), ("srcuuid", self.uuid)]
-        if not type_.startswith("NS_"):
+        sequenced = not type_.startswith("NS_")
+        if sequenced:
             self.seq += 1
             out.append(("seq", f"{self.seq:x}"))
         out += [
@@ -160,7 +166,10 @@ class Membership:
             ("ld", self.load_average),
             ("ttl", self._ttl),
         ]
-        return Message(tuple(out))
+        message = Message(tuple(out))
+        if sequenced:
+            self._history.add(self.seq, message)
+        return message
 
     def status(self, wall: float) -> Message:
         # No 'protocol' field: a Heartbeat peer then expects no ACKs and no reqnodes (ref. 3.7).
@@ -251,6 +260,8 @@ class Membership:
             if verdict is SeqVerdict.RESTART:
                 restarted = True
                 events.append(NodeRestarted(src, old_generation, generation))
+            if peer.window.missing(limit=1):
+                self._gaps.gap_seen(src, now)
         elif peer.window is not None and generation < peer.window.generation:
             raise _InvalidError(Verdict.STALE_GENERATION, f"old generation {generation} of '{src}'")
 
@@ -263,7 +274,12 @@ class Membership:
         first = not peer.heard
         peer.heard = True
 
-        if type_ == STATUS:
+        if type_ == rexmit.REXMIT:
+            if msg.get("dest") == self.local:
+                events += self._retransmit(src, msg, now, wall)
+        elif type_ == STATUS and seq is not None and peer.window and seq < peer.window.highest:
+            pass  # a late or retransmitted status is older news than the one we acted on
+        elif type_ == STATUS:
             events += self._status(peer, msg, now, was_dead=was_dead, restarted=restarted)
             events.append(Delivered(src, msg))
         elif type_ == SHUTDONE:
@@ -275,6 +291,31 @@ class Membership:
                 events.append(Delivered(src, msg))
         if first:
             events += self._check_comm_up(now)
+        return events
+
+    def _retransmit(self, src: str, msg: Message, now: float, wall: float) -> list[Event]:
+        try:
+            first, last = int(msg.get("firstseq") or ""), int(msg.get("lastseq") or "")
+        except ValueError:
+            raise _InvalidError(Verdict.MALFORMED, "NS_rexmit without a sequence range") from None
+        resend, gone = self._history.answer(first, last, now)
+        events: list[Event] = [Send(m) for m in resend]
+        events += [Send(self.message(rexmit.NAK, rexmit.nak_fields(src, s), wall)) for s in gone]
+        return events
+
+    def _ask_for_gaps(self, now: float, wall: float) -> list[Event]:
+        events: list[Event] = []
+        for name in self._gaps.peers:
+            peer = self._peers[name]
+            missing = peer.window.missing(limit=rexmit.MAX_ASKED) if peer.window else []
+            if not missing or peer.state is NodeState.DEAD:
+                self._gaps.forget(name)
+                continue
+            if self._gaps.due(name, now):
+                events += [
+                    Send(self.message(rexmit.REXMIT, rexmit.request_fields(name, seq), wall))
+                    for seq in missing
+                ]
         return events
 
     def _status(
@@ -327,6 +368,9 @@ class Membership:
     def next_wakeup(self) -> float:
         """The monotonic time at which ``tick`` has something to do."""
         times = [self._next_status]
+        gaps = self._gaps.next_due()
+        if gaps is not None:
+            times.append(gaps)
         for peer in self._peers.values():
             deadline = self._deadline(peer)
             if deadline is not None:
@@ -350,6 +394,7 @@ class Membership:
                 reason = "no packet for deadtime" if peer.heard else "never heard within initdead"
                 events += self._set_state(peer, NodeState.DEAD, reason, now)
         events += self._check_comm_up(now)
+        events += self._ask_for_gaps(now, wall)
         if now >= self._next_status:
             events.append(Send(self.status(wall)))
             self._next_status += self._keepalive_s
