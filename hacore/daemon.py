@@ -60,7 +60,7 @@ _SHUTDOWN_TIMEOUT_S = 300.0
 # How often the connectivity score (the ping plugin's) is read; the plugin dampens it itself.
 _SCORE_REFRESH_S = 0.2
 # The message types that carry resource announcements (status, and Heartbeat's R1 exchange).
-_EXCHANGE = frozenset({"status", "resource", "starting"})
+_EXCHANGE = frozenset({"status", "resource", "starting", "ask_resources", "hb_takeover"})
 _NOTIFY_DRAIN_S = 5.0
 _MCL_CURRENT, _MCL_FUTURE = 1, 2
 # Agent workers and notifier lanes run shallow Python code; 8 MiB each, locked, is waste.

@@ -29,6 +29,7 @@ from hacore.membership.wire import Message
 from hacore.resources import fields, r1
 from hacore.resources.binding import BoundGroup
 from hacore.resources.group import GroupRuntime, GroupState, Outcome
+from hacore.resources.heartbeat_peer import ASK, TAKEOVER, Handshake, HeartbeatPeer, mirror
 from hacore.resources.placement import Direction, GroupSpec, Move, NodeView, Scope, plan
 from hacore.resources.runner import Runner
 
@@ -44,6 +45,19 @@ class _Peer:
     announcement: fields.Announcement | None = None
     order: tuple[int, int] = (0, 0)  # (generation, seq) of the announcement we hold
     unready_since: float | None = None
+    heartbeat: HeartbeatPeer | None = None  # set once it shows it is a Heartbeat node
+
+
+@dataclass
+class _Score:
+    """A node's connectivity score as placement uses it: a change counts once it has held for
+    the settle time. Nodes measure on their own schedules; when a ping node vanishes for all
+    of them, one drops first, and acting on that instant would move groups to the peer for
+    the moment it takes the peer to notice too."""
+
+    effective: int
+    pending: int
+    since: float
 
 
 def _order(msg: Message) -> tuple[int, int]:
@@ -90,6 +104,10 @@ class ResourceManager:
         # The last other node seen holding each group: says whether a start is a failover.
         self._last_holder: dict[str, str] = {}
         self.score = 0
+        self._scores: dict[str, _Score] = {}
+        # Long enough for every node to have measured once more (the ping plugin measures
+        # every deadping/2 at most), short enough that a real loss of connectivity moves soon.
+        self._score_settle_s = max(1.0, min(config.timers.deadping_ms / 1000, 5.0))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -131,7 +149,7 @@ class ResourceManager:
         self.replan()
 
     def on_message(self, node: str, msg: Message) -> None:
-        """A status, resource or starting message from a peer (the exchange's three types)."""
+        """A message of the exchange (status, resource, starting, ask_resources, hb_takeover)."""
         if msg.type == r1.STARTING:
             self._send_resource(full=True)
         self.on_status(node, msg)
@@ -144,6 +162,8 @@ class ResourceManager:
         if state is NodeState.DEAD:
             # A dead node holds nothing any more (as in Heartbeat without STONITH).
             peer.announcement, peer.order, peer.unready_since = None, (0, 0), None
+            peer.heartbeat = None
+            self._scores.pop(node, None)
         self.replan()
 
     def on_status(self, node: str, msg: Message) -> None:
@@ -156,6 +176,10 @@ class ResourceManager:
             return  # an older status overtaken by a newer one: keep the newer view
         peer.order = order
         announcement = fields.decode(msg)
+        if announcement is None:
+            announcement = self._from_heartbeat(node, peer, msg)
+        elif msg.type in (ASK, TAKEOVER):
+            return  # hacore peers move groups by their announcements alone
         if announcement != peer.announcement:
             peer.announcement = announcement
             for key in announcement.holds if announcement else ():
@@ -168,6 +192,18 @@ class ResourceManager:
     def ready(self) -> bool:
         """Probed, and scored where scores count: only then may peers plan with us."""
         return self.probed and self.score_known
+
+    def _from_heartbeat(self, node: str, peer: _Peer, msg: Message) -> fields.Announcement | None:
+        """A Heartbeat peer's message: its R1 state, and our replies to its handshake."""
+        hb = peer.heartbeat = peer.heartbeat or HeartbeatPeer(node)
+        for type_, body in hb.on_message(msg, time.monotonic(), int(time.time() * 1000)):
+            self._send(type_, body + self.status_fields())
+        if msg.type == TAKEOVER:
+            # hb_takeover there = hb_standby here, the set seen from our side.
+            word = mirror(msg.get("rsc_hold") or r1.ALL)
+            log.info("%s takes over its %s: going standby for those groups", node, word)
+            asyncio.get_running_loop().create_task(self.move(Direction.GIVE, scopes(word)))
+        return hb.announcement(self._preferred)
 
     def set_score(self, score: int) -> None:
         """This node's connectivity score (the ping plugin's): announced, used in placement."""
@@ -194,6 +230,21 @@ class ResourceManager:
     def status_fields(self) -> list[tuple[str, str | bytes]]:
         return fields.encode(self.announcement())
 
+    def _settled_score(self, node: str, announced: int, now: float) -> int:
+        score = self._scores.get(node)
+        if score is None:  # the first figure from a node counts at once
+            self._scores[node] = _Score(announced, announced, now)
+            return announced
+        if announced != score.pending:
+            score.pending, score.since = announced, now
+        if score.pending != score.effective:
+            if now - score.since >= self._score_settle_s:
+                score.effective = score.pending
+            else:
+                wake = score.since + self._score_settle_s - now
+                asyncio.get_running_loop().call_later(wake + 0.001, self.replan)
+        return score.effective
+
     def _views(self, now: float) -> list[NodeView] | None:
         """Every node's view in ``node`` order, or None while a present peer is still
         probing (acting before it tells us what it holds could start a second copy)."""
@@ -202,16 +253,23 @@ class ResourceManager:
             if name == self.local:
                 own = self.announcement()
                 live = self.active and self.ready and not self.leaving
+                score = self._settled_score(name, own.score, now)
                 views.append(
-                    NodeView(
-                        name, live, True, own.holds, own.failed, own.blocked, own.moves, own.score
-                    )
+                    NodeView(name, live, True, own.holds, own.failed, own.blocked, own.moves, score)
                 )
                 continue
             peer = self.peers[name]
             a = peer.announcement
-            if a is None or peer.state is NodeState.DEAD:
-                # Dead, or not an hacore node (a Heartbeat peer): nothing it holds is known.
+            if peer.state is NodeState.DEAD or (a is None and peer.heartbeat is None):
+                # Dead, or never heard: it holds nothing (as in Heartbeat without STONITH).
+                views.append(NodeView(name, live=False, present=False))
+                continue
+            if a is None:
+                # A Heartbeat peer that has not said what it holds yet (it answers our
+                # t=starting): wait for it, bounded, rather than start a second copy.
+                peer.unready_since = peer.unready_since or now
+                if now - peer.unready_since < self.config.timers.initdead_ms / 1000:
+                    return None
                 views.append(NodeView(name, live=False, present=False))
                 continue
             if not a.ready or peer.state is not NodeState.ACTIVE:
@@ -223,7 +281,8 @@ class ResourceManager:
             else:
                 peer.unready_since = None
             live = peer.state is NodeState.ACTIVE and a.ready and not a.leaving
-            views.append(NodeView(name, live, True, a.holds, a.failed, a.blocked, a.moves, a.score))
+            score = self._settled_score(name, a.score, now)
+            views.append(NodeView(name, live, True, a.holds, a.failed, a.blocked, a.moves, score))
         return views
 
     # ------------------------------------------------------------------ decisions
@@ -241,10 +300,51 @@ class ResourceManager:
             return
         todo = plan(self.specs, views, self.local, self.config.auto_failback)
         self._desired = dict(todo.desired)
-        for key in todo.stop:
+        for key in self._handed_over(todo.stop):
             self._launch(key, "stop")
         for key in todo.start:
             self._launch(key, "start")
+        self._close_handshakes()
+
+    def _handed_over(self, stops: Iterable[str]) -> list[str]:
+        """The stops we may do now. Heartbeat takes only what it is handed: a group going to a
+        Heartbeat peer is stopped once that peer agreed (``ask_resources info=other``)."""
+        now = time.monotonic()
+        allowed: list[str] = []
+        asking: dict[str, list[str]] = {}
+        for key in stops:
+            target = self._desired.get(key)
+            hb = self.peers[target].heartbeat if target in self.peers else None
+            if hb is None or hb.may_stop():
+                allowed.append(key)
+            else:
+                hb.expire(now)
+                asking.setdefault(target or "", []).append(key)
+        for target, keys in asking.items():
+            hb = self.peers[target].heartbeat
+            assert hb is not None
+            word = r1.rsc_hold(self.local, keys, self._preferred)
+            for type_, body in hb.ask(word, now):
+                self._send(type_, body + self.status_fields())
+        return allowed
+
+    def _close_handshakes(self) -> None:
+        """Say ``info=done`` to a Heartbeat peer once our side of its handshake is over."""
+        if any(g.state in (GroupState.STARTING, GroupState.STOPPING) for g in self.groups.values()):
+            return
+        for name, peer in self.peers.items():
+            hb = peer.heartbeat
+            if hb is None or hb.handshake not in (Handshake.GIVING, Handshake.TAKING):
+                continue
+            mine = {k for k, d in self._desired.items() if d == self.local}
+            held = {k for k, g in self.groups.items() if g.holds}
+            giving_done = hb.handshake is Handshake.GIVING and not {
+                k for k in held if self._desired.get(k) == name
+            }
+            taking_done = hb.handshake is Handshake.TAKING and mine <= held
+            if giving_done or taking_done:
+                for type_, body in hb.settled():
+                    self._send(type_, body + self.status_fields())
 
     def _launch(self, key: str, op: str) -> None:
         running = self._ops.get(key)
@@ -411,6 +511,13 @@ class ResourceManager:
     async def move(self, direction: Direction | None, scopes: Iterable[Scope]) -> None:
         """``standby`` (GIVE), ``takeover`` (TAKE) or clear (None) for the given scopes."""
         at_ms = int(time.time() * 1000)
+        scopes = tuple(scopes)
+        if direction is Direction.TAKE:
+            # A Heartbeat peer gives groups only through its own hb_standby: ask for it.
+            word = r1.ALL if len(scopes) == 2 else scopes[0].value
+            for peer in self.peers.values():
+                if peer.heartbeat is not None and peer.state is NodeState.ACTIVE:
+                    self._send(TAKEOVER, [("rsc_hold", word)])
         for scope in scopes:
             if direction is None:
                 self.moves.pop(scope, None)

@@ -1,0 +1,142 @@
+"""A Heartbeat 3.0.6 peer, seen through its R1 messages, and the standby handshake with it.
+
+An hacore peer announces exactly what it holds; a Heartbeat peer only says ``rsc_hold`` in its
+``t=resource`` messages and moves groups through the three-phase ``ask_resources`` handshake
+(reference 3.10). This module turns the first into the same ``Announcement`` an hacore peer
+would send, so placement treats both alike, and keeps the state of the handshake:
+
+* the peer gives (``hb_standby`` there, or its auto_failback): it asks ``info=me``; we answer
+  ``info=other``, take the groups once its ``t=resource`` says it released them, and say
+  ``info=done``;
+* we give (``hactl standby`` here, or our auto_failback): Heartbeat takes nothing it is not
+  handed, so we ask ``info=me`` and stop the groups only after its ``info=other``; then we say
+  ``info=done`` and it takes them.
+
+Sets travel as Heartbeat's words, relative to the sender: its ``local`` is our ``foreign``.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from hacore.membership.wire import Message
+from hacore.resources import fields, r1
+from hacore.resources.placement import Direction, Move, Scope
+
+log = logging.getLogger(__name__)
+
+ASK = "ask_resources"
+TAKEOVER = "hb_takeover"
+# Heartbeat cancels a standby request left unanswered this long (STANDBY_INIT_TO_MS).
+ASK_TIMEOUT_S = 10.0
+
+Fields = list[tuple[str, str | bytes]]
+
+
+def scopes_of(word: str) -> tuple[Scope, ...]:
+    if word == r1.ALL:
+        return (Scope.LOCAL, Scope.FOREIGN)
+    if word in (r1.LOCAL, r1.FOREIGN):
+        return (Scope(word),)
+    return ()
+
+
+def mirror(word: str) -> str:
+    """The same set of groups, named from the other node."""
+    return {r1.LOCAL: r1.FOREIGN, r1.FOREIGN: r1.LOCAL}.get(word, word)
+
+
+class Handshake(enum.Enum):
+    NONE = "none"
+    ASKED = "asked"  # we asked info=me, waiting for the peer's info=other
+    GIVING = "giving"  # the peer agreed: we stop the groups, then say done
+    TAKING = "taking"  # the peer gives: we take once it released, then say done
+
+
+@dataclass
+class HeartbeatPeer:
+    name: str
+    hold: str | None = None  # its last rsc_hold; None until it told us
+    leaving: bool = False
+    moves: dict[Scope, Move] = field(default_factory=dict)
+    handshake: Handshake = Handshake.NONE
+    word: str = r1.NONE  # the set in the handshake, relative to us
+    since: float = 0.0
+
+    def announcement(self, preferred: Mapping[str, str]) -> fields.Announcement | None:
+        if self.hold is None:
+            return None
+        return fields.Announcement(
+            ready=True,
+            leaving=self.leaving,
+            holds=r1.held_by(self.name, self.hold, preferred),
+            moves=tuple(self.moves.values()),
+        )
+
+    def gives(self, word: str, at_ms: int) -> None:
+        """It gives away ``word`` (its own words): placement must prefer us for those."""
+        for scope in scopes_of(word):
+            self.moves[scope] = Move(scope, Direction.GIVE, at_ms)
+
+    # -------------------------------------------------------------- its messages
+
+    def on_message(self, msg: Message, now: float, at_ms: int) -> list[tuple[str, Fields]]:
+        """Take one of its messages; returns the messages to send in reply."""
+        if msg.type == r1.STARTING:
+            self.hold, self.leaving, self.moves = None, False, {}
+            self.handshake = Handshake.NONE
+        elif msg.type == r1.RESOURCE:
+            if msg.get("info") == "shutdown":
+                # Heartbeat says "none" before it releases anything (then shutdone): keep
+                # what it held until its shutdone ends it, or we would start a second copy.
+                self.leaving = True
+            else:
+                self.hold = msg.get("rsc_hold") or r1.NONE
+        elif msg.type == TAKEOVER:
+            # Its hb_takeover: Heartbeat's rc.d script makes the other node run hb_standby
+            # with the set mirrored; ``standby_requested`` tells the manager (see there).
+            pass
+        elif msg.type == ASK:
+            return self._on_ask(msg, now, at_ms)
+        return []
+
+    def _on_ask(self, msg: Message, now: float, at_ms: int) -> list[tuple[str, Fields]]:
+        word, info = msg.get("rsc_hold") or r1.NONE, msg.get("info")
+        if info == "me":
+            # It goes standby for ``word`` (its words): agree, and take once it released.
+            self.gives(word, at_ms)
+            self.handshake, self.word, self.since = Handshake.TAKING, mirror(word), now
+            log.info("%s goes standby for its %s groups: taking them", self.name, word)
+            return [(ASK, [("rsc_hold", word), ("info", "other")])]
+        if info == "other" and self.handshake is Handshake.ASKED:
+            log.info("%s agreed to take our %s groups", self.name, self.word)
+            self.handshake = Handshake.GIVING
+        return []
+
+    # -------------------------------------------------------------- our side
+
+    def ask(self, word: str, now: float) -> list[tuple[str, Fields]]:
+        """We want to hand ``word`` (our words) to it; only once per handshake."""
+        if self.handshake is not Handshake.NONE:
+            return []
+        self.handshake, self.word, self.since = Handshake.ASKED, word, now
+        log.info("asking %s to take our %s groups", self.name, word)
+        return [(ASK, [("rsc_hold", word), ("info", "me")])]
+
+    def may_stop(self) -> bool:
+        return self.handshake is Handshake.GIVING
+
+    def settled(self) -> list[tuple[str, Fields]]:
+        """Our side of the handshake is finished: say done (once) and close it."""
+        if self.handshake in (Handshake.GIVING, Handshake.TAKING):
+            self.handshake = Handshake.NONE
+            return [(ASK, [("rsc_hold", self.word), ("info", "done")])]
+        return []
+
+    def expire(self, now: float) -> None:
+        if self.handshake is Handshake.ASKED and now - self.since > ASK_TIMEOUT_S:
+            log.warning("%s did not answer our standby request: cancelled", self.name)
+            self.handshake = Handshake.NONE
