@@ -194,14 +194,7 @@ def config_check(source: Path | None, node: str | None) -> None:
 )
 def config_import(directory: Path, node: str | None, output: Path | None) -> None:
     """Turn a Heartbeat /etc/ha.d into a cluster.toml."""
-    text = to_toml(_load(directory, node).config)
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    click.echo(f"wrote {output}", err=True)
+    _write_private(to_toml(_load(directory, node).config), output, replace=True)
 
 
 @main.command()
@@ -221,11 +214,20 @@ def config_import(directory: Path, node: str | None, output: Path | None) -> Non
 )
 def keygen(method: str, output: Path | None) -> None:
     """Make a new random authkeys file."""
-    text = f"auth 1\n1 {method} {secrets.token_hex(32)}\n"
+    _write_private(f"auth 1\n1 {method} {secrets.token_hex(32)}\n", output, replace=False)
+
+
+def _write_private(text: str, output: Path | None, *, replace: bool) -> None:
+    """Secrets to standard output, or to a file created mode 600 (never readable by others,
+    not even for an instant)."""
     if output is None:
         click.echo(text, nl=False)
         return
-    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if replace else os.O_EXCL)
+    try:
+        fd = os.open(output, flags, 0o600)
+    except FileExistsError:
+        _fail([f"{output}: exists already; not overwriting keys"], 1)
     with os.fdopen(fd, "w") as f:
         f.write(text)
     click.echo(f"wrote {output}", err=True)
