@@ -11,6 +11,7 @@ a release reaches the taker in one datagram's time instead of at the next keepal
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -46,18 +47,6 @@ class _Peer:
     order: tuple[int, int] = (0, 0)  # (generation, seq) of the announcement we hold
     unready_since: float | None = None
     heartbeat: HeartbeatPeer | None = None  # set once it shows it is a Heartbeat node
-
-
-@dataclass
-class _Score:
-    """A node's connectivity score as placement uses it: a change counts once it has held for
-    the settle time. Nodes measure on their own schedules; when a ping node vanishes for all
-    of them, one drops first, and acting on that instant would move groups to the peer for
-    the moment it takes the peer to notice too."""
-
-    effective: int
-    pending: int
-    since: float
 
 
 def _order(msg: Message) -> tuple[int, int]:
@@ -104,7 +93,14 @@ class ResourceManager:
         # The last other node seen holding each group: says whether a start is a failover.
         self._last_holder: dict[str, str] = {}
         self.score = 0
-        self._scores: dict[str, _Score] = {}
+        # Connectivity scores as placement uses them: a change counts once no node's score has
+        # changed for the settle time. Nodes measure on their own schedules; when a ping node
+        # vanishes for all of them one drops first, and acting on each change as it comes
+        # would move groups to a peer for the moment it takes that peer to notice too.
+        self._scores: dict[str, int] = {}
+        self._raw_scores: dict[str, int] = {}
+        self._scores_changed = 0.0
+        self._score_timer: asyncio.TimerHandle | None = None
         # Long enough for every node to have measured once more (the ping plugin measures
         # every deadping/2 at most), short enough that a real loss of connectivity moves soon.
         self._score_settle_s = max(1.0, min(config.timers.deadping_ms / 1000, 5.0))
@@ -164,6 +160,7 @@ class ResourceManager:
             peer.announcement, peer.order, peer.unready_since = None, (0, 0), None
             peer.heartbeat = None
             self._scores.pop(node, None)
+            self._raw_scores.pop(node, None)
         self.replan()
 
     def on_status(self, node: str, msg: Message) -> None:
@@ -230,20 +227,20 @@ class ResourceManager:
     def status_fields(self) -> list[tuple[str, str | bytes]]:
         return fields.encode(self.announcement())
 
-    def _settled_score(self, node: str, announced: int, now: float) -> int:
-        score = self._scores.get(node)
-        if score is None:  # the first figure from a node counts at once
-            self._scores[node] = _Score(announced, announced, now)
-            return announced
-        if announced != score.pending:
-            score.pending, score.since = announced, now
-        if score.pending != score.effective:
-            if now - score.since >= self._score_settle_s:
-                score.effective = score.pending
-            else:
-                wake = score.since + self._score_settle_s - now
-                asyncio.get_running_loop().call_later(wake + 0.001, self.replan)
-        return score.effective
+    def _settled_scores(self, raw: dict[str, int], now: float) -> dict[str, int]:
+        for node, score in raw.items():
+            self._scores.setdefault(node, score)  # a node's first figure counts at once
+            if self._raw_scores.get(node, score) != score:
+                self._scores_changed = now
+        self._raw_scores = dict(raw)
+        if raw != {n: self._scores[n] for n in raw}:
+            quiet_for = now - self._scores_changed
+            if quiet_for >= self._score_settle_s:
+                self._scores.update(raw)
+            elif self._score_timer is None or self._score_timer.when() <= now:
+                wake = self._score_settle_s - quiet_for + 0.001
+                self._score_timer = asyncio.get_running_loop().call_later(wake, self.replan)
+        return {n: self._scores[n] for n in raw}
 
     def _views(self, now: float) -> list[NodeView] | None:
         """Every node's view in ``node`` order, or None while a present peer is still
@@ -253,9 +250,10 @@ class ResourceManager:
             if name == self.local:
                 own = self.announcement()
                 live = self.active and self.ready and not self.leaving
-                score = self._settled_score(name, own.score, now)
                 views.append(
-                    NodeView(name, live, True, own.holds, own.failed, own.blocked, own.moves, score)
+                    NodeView(
+                        name, live, True, own.holds, own.failed, own.blocked, own.moves, own.score
+                    )
                 )
                 continue
             peer = self.peers[name]
@@ -281,9 +279,9 @@ class ResourceManager:
             else:
                 peer.unready_since = None
             live = peer.state is NodeState.ACTIVE and a.ready and not a.leaving
-            score = self._settled_score(name, a.score, now)
-            views.append(NodeView(name, live, True, a.holds, a.failed, a.blocked, a.moves, score))
-        return views
+            views.append(NodeView(name, live, True, a.holds, a.failed, a.blocked, a.moves, a.score))
+        scores = self._settled_scores({v.name: v.score for v in views if v.present}, now)
+        return [dataclasses.replace(v, score=scores.get(v.name, v.score)) for v in views]
 
     # ------------------------------------------------------------------ decisions
 
