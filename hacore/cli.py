@@ -383,3 +383,30 @@ def plugins(as_json: bool) -> None:
         click.echo(f"  {name}")
     if not hooks:
         click.echo("  (none)")
+
+
+@main.command("install-unit")
+@config_option
+@click.option(
+    "--dest",
+    type=click.Path(path_type=Path),
+    default=Path("/etc/systemd/system"),
+    show_default=True,
+    help="Where to write hacore.service.",
+)
+def install_unit(source: Path | None, dest: Path) -> None:
+    """Write the systemd unit (Type=notify, watchdog) for this hactl and configuration.
+
+    Then: systemctl daemon-reload && systemctl enable --now hacore
+    """
+    from hacore.systemd import UNIT_FILE
+
+    hactl = Path(sys.argv[0]).resolve()
+    args = f" --config-dir {source.resolve()}" if source is not None else ""
+    text = UNIT_FILE.read_text().replace("@HACTL@", str(hactl)).replace("@ARGS@", args)
+    target = dest / "hacore.service"
+    try:
+        target.write_text(text)
+    except OSError as err:
+        _fail([f"hactl install-unit: {target}: {err.strerror}"], 1)
+    click.echo(f"wrote {target}; now: systemctl daemon-reload && systemctl enable --now hacore")

@@ -48,6 +48,7 @@ from hacore.plugins import PluginError, plugin_manager
 from hacore.resources.binding import bind
 from hacore.resources.manager import ResourceManager, scopes
 from hacore.resources.placement import Direction
+from hacore.systemd import Notifier
 from hacore.transport import Links
 
 log = logging.getLogger("hacore.daemon")
@@ -95,6 +96,9 @@ class Daemon:
         self._started_wall = time.time()
         self._expect_score = False
         self._received: Counter[str] = Counter()
+        self.systemd = Notifier()
+        self._ready_sent = False
+        self._watchdog_at = 0.0
         self._score_since = 0.0
         self.membership: Membership | None = None
         groups, problems = bind(config)
@@ -175,6 +179,7 @@ class Daemon:
     async def _shutdown(self) -> None:
         log.info("shutting down: handing our groups over")
         assert self.membership is not None
+        self.systemd.stopping()
         await self.resources.shutdown(_SHUTDOWN_TIMEOUT_S)
         # Deliver the last events first: the notify plugin stops its notifiers when told.
         undelivered = await asyncio.to_thread(self.dispatcher.close, _NOTIFY_DRAIN_S)
@@ -188,6 +193,7 @@ class Daemon:
         # Let the goodbye datagram leave before the sockets close.
         await asyncio.sleep(0)
         self.links.close()
+        self.systemd.close()
         log.info("stopped")
 
     def stop(self) -> None:
@@ -199,8 +205,22 @@ class Daemon:
         membership = self.membership
         assert membership is not None
         loop = asyncio.get_running_loop()
-        self._handle(membership.tick(loop.time(), time.time()))
+        now = loop.time()
+        self._handle(membership.tick(now, time.time()))
         self._schedule()
+        if self.systemd.enabled:
+            self._tell_systemd(now)
+
+    def _tell_systemd(self, now: float) -> None:
+        """Feed the watchdog from the keepalive timer; say READY once the node is settled."""
+        assert self.membership is not None
+        if self.systemd.watchdog_s and now - self._watchdog_at >= self.systemd.watchdog_s / 4:
+            self._watchdog_at = now
+            self.systemd.watchdog()
+        settled = self.resources.ready and self.resources.rscstatus() != "transition"
+        if not self._ready_sent and self.membership.state is NodeState.ACTIVE and settled:
+            self._ready_sent = True
+            self.systemd.ready(f"active, holding {self.resources.rscstatus()}")
 
     def _schedule(self) -> None:
         assert self.membership is not None
