@@ -138,16 +138,48 @@ def run(
 @config_option
 @socket_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status(source: Path | None, socket: Path | None, as_json: bool) -> None:
-    """Show the nodes, their links and when each was last heard."""
+@click.option("--watch", is_flag=True, help="Refresh until interrupted, like crm_mon.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.1),
+    default=1.0,
+    show_default=True,
+    help="Seconds between refreshes with --watch.",
+)
+@click.option("--count", type=click.IntRange(1), default=None, hidden=True)
+def status(
+    source: Path | None,
+    socket: Path | None,
+    as_json: bool,
+    watch: bool,
+    interval: float,
+    count: int | None,
+) -> None:
+    """Show the nodes, their links, when each was last heard, and the groups."""
     path = _paths(source, socket).socket
-    try:
-        reply = request(path, "status")
-    except ControlError as err:
-        _fail([f"hactl status: {err}"], EXIT_NOT_RUNNING)
-    if not reply.get("ok"):
-        _fail([f"hactl status: {reply.get('error')}"], 1)
-    click.echo(json.dumps(reply["status"], indent=2) if as_json else format_status(reply["status"]))
+    shown = 0
+    while True:
+        try:
+            reply = request(path, "status")
+        except ControlError as err:
+            if not watch:
+                _fail([f"hactl status: {err}"], EXIT_NOT_RUNNING)
+            reply = {"ok": False, "error": str(err)}
+        if watch:
+            click.clear()
+            click.echo(time.strftime("%Y-%m-%d %H:%M:%S") + f"  (every {interval:g} s, Ctrl-C)")
+        if not reply.get("ok"):
+            if not watch:
+                _fail([f"hactl status: {reply.get('error')}"], 1)
+            click.echo(f"hactl status: {reply.get('error')}")  # it may come back: keep going
+        elif as_json:
+            click.echo(json.dumps(reply["status"], indent=2))
+        else:
+            click.echo(format_status(reply["status"]))
+        shown += 1
+        if not watch or (count is not None and shown >= count):
+            return
+        time.sleep(interval)
 
 
 @main.group()

@@ -147,3 +147,12 @@ def test_plugins_lists_the_installed_agents() -> None:
     assert result.exit_code == 0, result.output
     agents = json.loads(result.stdout)["agents"]
     assert {"Dummy", "IPaddr", "IPaddr2"} <= set(agents)
+
+
+def test_status_watch_keeps_refreshing_while_the_daemon_is_away(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["status", "-c", str(_reference(tmp_path)), "--watch", "--interval", "0.1", "--count", "2"],
+    )
+    assert result.exit_code == 0
+    assert result.stdout.count("daemon not running") == 2
