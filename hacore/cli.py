@@ -148,6 +148,7 @@ def run(
 )
 @click.option("--count", type=click.IntRange(1), default=None, hidden=True)
 def status(
+    *,
     source: Path | None,
     socket: Path | None,
     as_json: bool,
