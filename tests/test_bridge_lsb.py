@@ -32,10 +32,11 @@ from hacore.bridge import (
 )
 from hacore.config import load
 from hacore.lab import Host
+from hacore.lab.nsloop import NamespaceLoop
 from hacore.plugins import AgentNotFound, AgentRegistry
 from hacore.resources.binding import bind
 from hacore.testing.conformance import check_agent
-from tests.bridge_lab import NamespaceLoop, add_node, lab_prefix
+from tests.bridge_lab import lab_prefix, node_with_loop
 
 if TYPE_CHECKING:
     from tests.conftest import LabFactory
@@ -366,12 +367,8 @@ def test_a_script_in_haresources_is_bound_and_runs(
 @pytest.fixture
 def node(make_lab: LabFactory) -> Iterator[tuple[Host, NamespaceLoop]]:
     """A lab node (eth0 198.51.100.1/24 on a bridge) and an event loop inside its namespace."""
-    host = add_node(make_lab(prefix=lab_prefix()))
-    loop = NamespaceLoop(host.netns)
-    try:
-        yield host, loop
-    finally:
-        loop.close()
+    with node_with_loop(make_lab(prefix=lab_prefix())) as host_and_loop:
+        yield host_and_loop
 
 
 @pytest.mark.skipif(

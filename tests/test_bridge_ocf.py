@@ -27,9 +27,10 @@ from hacore.bridge import OCFAgent, ocf_agent, parse_metadata
 from hacore.bridge import ocf as ocf_module
 from hacore.bridge.process import SAFE_PATH
 from hacore.lab import Host
+from hacore.lab.nsloop import NamespaceLoop
 from hacore.plugins import AgentNotFound, AgentRegistry
 from hacore.testing.conformance import check_agent
-from tests.bridge_lab import NODE_IP, NamespaceLoop, add_node, lab_prefix
+from tests.bridge_lab import NODE_IP, lab_prefix, node_with_loop
 
 if TYPE_CHECKING:
     from tests.conftest import LabFactory
@@ -608,12 +609,8 @@ def test_dummy_passes_the_conformance_suite_with_its_own_defaults(rsctmp: Path) 
 @pytest.fixture
 def node(make_lab: LabFactory) -> Iterator[tuple[Host, NamespaceLoop]]:
     """A lab node (eth0 198.51.100.1/24 on a bridge) and an event loop inside its namespace."""
-    host = add_node(make_lab(prefix=lab_prefix()))
-    loop = NamespaceLoop(host.netns)
-    try:
-        yield host, loop
-    finally:
-        loop.close()
+    with node_with_loop(make_lab(prefix=lab_prefix())) as host_and_loop:
+        yield host_and_loop
 
 
 @needs_resource_agents

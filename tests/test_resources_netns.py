@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import tomli_w
 
 from hacore.config import load
 from hacore.lab.netns import Host, Lab, wait_for
-from hacore.lab.nodes import HacoreNode, wait_all_active, write_cluster
+from hacore.lab.nodes import (
+    HacoreNode,
+    wait_all_active,
+    wait_placed,
+    write_cluster,
+    write_toml_cluster,
+)
 from hacore.lab.probe import Probe, ProbeResult, start_probe
 from hacore.lab.watch import AddressSampler, AddressWatch
 
@@ -103,21 +107,6 @@ def _reference_cluster(
     )
 
 
-def _wait_placed(
-    nodes: tuple[HacoreNode, ...], holder: HacoreNode, key: str, timeout: float
-) -> None:
-    """Every daemon sees ``holder`` alone holding ``key``; it runs there and nowhere else."""
-    deadline = time.monotonic() + timeout
-    for node in nodes:
-        state = "started" if node is holder else "stopped"
-
-        def placed(group: dict[str, Any], state: str = state) -> bool:
-            return bool(group["holders"] == [holder.name] and group["local_state"] == state)
-
-        remaining = max(0.1, deadline - time.monotonic())
-        node.wait_group(key, placed, remaining, f"held by {holder.name} alone, {state} here")
-
-
 # -- what the client saw -----------------------------------------------------------------------
 
 
@@ -167,7 +156,7 @@ def test_reference_scenario_the_vip_follows_pc1_off_and_back_per_auto_failback(
         started = time.time()
         c.start()
         served = startup.wait_holders({"pc1"}, START_TIMEOUT)
-        _wait_placed(c.nodes, pc1, VIP_KEY, START_TIMEOUT)
+        wait_placed(c.nodes, pc1, VIP_KEY, START_TIMEOUT)
     assert startup.intervals()["pc2"] == [], startup.describe()
     print(f"\nstart-up: VIP on pc1 {served - started:.3f} s after both daemons were started")
 
@@ -179,7 +168,7 @@ def test_reference_scenario_the_vip_follows_pc1_off_and_back_per_auto_failback(
     lab.power_off(pc1.host)
     _wait_answered_by(probe, pc2.host, timeout=c.deadtime_s + MOVE_TIMEOUT)
     wait_for(lambda: _neighbour_is(client, pc2.host), CLIENT_TIMEOUT, what="the VIP at pc2's MAC")
-    _wait_placed((pc2,), pc2, VIP_KEY, MOVE_TIMEOUT)
+    wait_placed((pc2,), pc2, VIP_KEY, MOVE_TIMEOUT)
     failover = _handover(probe.result(), pc1.host, pc2.host)
     print(f"failover after power-off: VIP unanswered {failover:.3f} s (deadtime {c.deadtime_s} s)")
     assert failover < c.deadtime_s + 5.0
@@ -192,11 +181,11 @@ def test_reference_scenario_the_vip_follows_pc1_off_and_back_per_auto_failback(
         wait_all_active([pc1, pc2], START_TIMEOUT)
         if auto_failback == "on":
             back.wait_holders({"pc1"}, MOVE_TIMEOUT)
-            _wait_placed(c.nodes, pc1, VIP_KEY, MOVE_TIMEOUT)
+            wait_placed(c.nodes, pc1, VIP_KEY, MOVE_TIMEOUT)
             _wait_answered_by(probe, pc1.host, timeout=CLIENT_TIMEOUT)
             wait_for(lambda: _neighbour_is(client, pc1.host), CLIENT_TIMEOUT, what="pc1's MAC")
         else:
-            _wait_placed(c.nodes, pc2, VIP_KEY, MOVE_TIMEOUT)
+            wait_placed(c.nodes, pc2, VIP_KEY, MOVE_TIMEOUT)
             # Settled; 150 more answers (about 0.75 s) to see that nothing moves after all.
             _wait_answered_by(probe, pc2.host, timeout=CLIENT_TIMEOUT, count=150)
     result = _stop_probe(probe)
@@ -223,7 +212,7 @@ def test_standby_then_takeover_move_the_vip_and_it_is_never_on_both_nodes(
     c = _reference_cluster(lab, tmp_path, keepalive_ms=timers[0], deadtime_ms=timers[1], loss=loss)
     pc1, pc2 = c.pc1, c.pc2
     c.start()
-    _wait_placed(c.nodes, pc1, VIP_KEY, START_TIMEOUT)
+    wait_placed(c.nodes, pc1, VIP_KEY, START_TIMEOUT)
     probe = c.probe()
     _wait_answered_by(probe, pc1.host, timeout=10)
 
@@ -237,7 +226,7 @@ def test_standby_then_takeover_move_the_vip_and_it_is_never_on_both_nodes(
         # --wait returned: the move has finished.
         assert VIP in pc2.host.addresses() and VIP not in pc1.host.addresses()
         watch.wait_holders({"pc2"}, MOVE_TIMEOUT)
-        _wait_placed(c.nodes, pc2, VIP_KEY, MOVE_TIMEOUT)
+        wait_placed(c.nodes, pc2, VIP_KEY, MOVE_TIMEOUT)
         assert (pc1.status() or {})["local"]["standby"] == "all"
         _wait_answered_by(probe, pc2.host, timeout=CLIENT_TIMEOUT)
 
@@ -246,7 +235,7 @@ def test_standby_then_takeover_move_the_vip_and_it_is_never_on_both_nodes(
         assert done.returncode == 0, done.stderr
         assert VIP in pc1.host.addresses() and VIP not in pc2.host.addresses()
         watch.wait_holders({"pc1"}, MOVE_TIMEOUT)
-        _wait_placed(c.nodes, pc1, VIP_KEY, MOVE_TIMEOUT)
+        wait_placed(c.nodes, pc1, VIP_KEY, MOVE_TIMEOUT)
         _wait_answered_by(probe, pc1.host, timeout=CLIENT_TIMEOUT)
     result = _stop_probe(probe)
 
@@ -273,13 +262,13 @@ def test_takeover_on_the_other_node_takes_the_vip_without_overlap(lab: Lab, tmp_
     c = _reference_cluster(lab, tmp_path)
     pc1, pc2 = c.pc1, c.pc2
     c.start()
-    _wait_placed(c.nodes, pc1, VIP_KEY, START_TIMEOUT)
+    wait_placed(c.nodes, pc1, VIP_KEY, START_TIMEOUT)
     assert (_rscstatus(pc1), _rscstatus(pc2)) == ("local", "none")
     with c.watch() as watch:
         done = pc2.takeover("foreign")  # pc1's group is foreign to pc2
         assert done.returncode == 0, done.stderr
         assert VIP in pc2.host.addresses() and VIP not in pc1.host.addresses()
-        _wait_placed(c.nodes, pc2, VIP_KEY, MOVE_TIMEOUT)
+        wait_placed(c.nodes, pc2, VIP_KEY, MOVE_TIMEOUT)
     assert watch.overlaps() == [], watch.describe()
     assert watch.holders_now() == {"pc2"}
     # cl_status rscstatus: what this node holds, by the groups' preferred nodes.
@@ -298,12 +287,12 @@ def test_standby_gives_away_only_the_groups_of_its_scope(
     c = _reference_cluster(lab, tmp_path)
     pc1, pc2 = c.pc1, c.pc2
     c.start()
-    _wait_placed(c.nodes, pc1, VIP_KEY, START_TIMEOUT)
+    wait_placed(c.nodes, pc1, VIP_KEY, START_TIMEOUT)
     with c.watch() as watch:
         done = pc1.standby(scope)
         assert done.returncode == 0, done.stderr
         holder = pc2 if moves else pc1
-        _wait_placed(c.nodes, holder, VIP_KEY, MOVE_TIMEOUT)
+        wait_placed(c.nodes, holder, VIP_KEY, MOVE_TIMEOUT)
     assert (pc1.status() or {})["local"]["standby"] == scope
     assert watch.overlaps() == [], watch.describe()
     assert watch.holders_now() == {holder.name}
@@ -323,7 +312,7 @@ def test_after_a_partition_heals_exactly_one_node_keeps_the_vip(lab: Lab, tmp_pa
     c = _reference_cluster(lab, tmp_path)
     pc1, pc2 = c.pc1, c.pc2
     c.start()
-    _wait_placed(c.nodes, pc1, VIP_KEY, START_TIMEOUT)
+    wait_placed(c.nodes, pc1, VIP_KEY, START_TIMEOUT)
     with c.watch() as watch:
         for cycle in range(1, 4):
             lab.partition(pc1.host, pc2.host)
@@ -337,7 +326,7 @@ def test_after_a_partition_heals_exactly_one_node_keeps_the_vip(lab: Lab, tmp_pa
             single = watch.wait_holders({"pc1"}, 5.0)
             print(f"\ncycle {cycle}: one holder again {single - healed:.3f} s after the heal")
             wait_all_active([pc1, pc2], MOVE_TIMEOUT)
-            _wait_placed(c.nodes, pc1, VIP_KEY, MOVE_TIMEOUT)
+            wait_placed(c.nodes, pc1, VIP_KEY, MOVE_TIMEOUT)
             assert watch.holders_now() == {"pc1"}
 
 
@@ -347,42 +336,22 @@ def test_after_a_partition_heals_exactly_one_node_keeps_the_vip(lab: Lab, tmp_pa
 def _dummy_cluster(base: Path, fail_file: Path) -> dict[str, Path]:
     """A cluster.toml per node: one group preferring pc1, a Dummy whose monitor fails while
     ``fail_file`` exists. The files are identical but for the local node and the log file."""
-    dirs: dict[str, Path] = {}
-    for node in ("pc1", "pc2"):
-        directory = base / node
-        directory.mkdir(parents=True)
-        document = {
-            # auto_failback off: a failed-over group has no reason to come back by itself, so
-            # where it ends up is the monitor's doing alone.
-            "cluster": {"nodes": ["pc1", "pc2"], "local_node": node, "auto_failback": "off"},
-            "timers": {
-                "keepalive": f"{KEEPALIVE_MS}ms",
-                "deadtime": f"{DEADTIME_MS}ms",
-                "initdead": f"{INITDEAD_MS}ms",
-            },
-            "link": [{"kind": "bcast", "interface": "eth0"}],
-            "auth": {"active": 1, "key": [{"index": 1, "method": "sha256", "secret": "lab"}]},
-            "logging": {"file": str(directory / "hacore.log")},
-            "group": [
-                {
-                    "node": "pc1",
-                    "resource": [
-                        {
-                            "agent": "Dummy",
-                            "params": {"fail_monitor_file": str(fail_file)},
-                            "monitor_interval": MONITOR_INTERVAL,
-                        }
-                    ],
-                }
-            ],
-        }
-        # The secret is inline: the file is created private (like authkeys, it is refused
-        # when group or others may read it).
-        fd = os.open(directory / "cluster.toml", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as file:
-            tomli_w.dump(document, file)
-        dirs[node] = directory
-    return dirs
+    dummy = {
+        "agent": "Dummy",
+        "params": {"fail_monitor_file": str(fail_file)},
+        "monitor_interval": MONITOR_INTERVAL,
+    }
+    return write_toml_cluster(
+        base,
+        ["pc1", "pc2"],
+        lambda _node: [{"node": "pc1", "resource": [dummy]}],
+        keepalive=KEEPALIVE_MS,
+        deadtime=DEADTIME_MS,
+        initdead=INITDEAD_MS,
+        # auto_failback off: a failed-over group has no reason to come back by itself, so
+        # where it ends up is the monitor's doing alone.
+        auto_failback="off",
+    )
 
 
 def _dummy_running(node: HacoreNode) -> bool:
@@ -398,7 +367,7 @@ def test_a_failing_dummy_is_restarted_in_place_then_its_group_moves_after_the_th
     (key,) = (group.key for group in load(dirs["pc1"]).config.groups)
     pc1 = HacoreNode(lab.add_host("pc1"), dirs["pc1"]).start()
     pc2 = HacoreNode(lab.add_host("pc2"), dirs["pc2"]).start()
-    _wait_placed((pc1, pc2), pc1, key, START_TIMEOUT)
+    wait_placed((pc1, pc2), pc1, key, START_TIMEOUT)
     assert _dummy_running(pc1) and not _dummy_running(pc2)
 
     # One failure: the file exists for a single monitor round (removed as soon as the failure
@@ -426,7 +395,7 @@ def test_a_failing_dummy_is_restarted_in_place_then_its_group_moves_after_the_th
     )
     assert group["failcount"] == 1
     assert group["holders"] == ["pc1"]
-    _wait_placed((pc1, pc2), pc1, key, MOVE_TIMEOUT)
+    wait_placed((pc1, pc2), pc1, key, MOVE_TIMEOUT)
     assert seen_on_pc2 <= {"stopped"}, seen_on_pc2
 
     done = pc1.hactl("resource", "cleanup", key)
@@ -445,7 +414,7 @@ def test_a_failing_dummy_is_restarted_in_place_then_its_group_moves_after_the_th
     fail_file.touch()
     pc2.wait_group(key, taken_by_pc2, 30, "started on pc2")
     fail_file.unlink(missing_ok=True)
-    _wait_placed((pc1, pc2), pc2, key, MOVE_TIMEOUT)
+    wait_placed((pc1, pc2), pc2, key, MOVE_TIMEOUT)
     assert _dummy_running(pc2) and not _dummy_running(pc1)
     left = pc1.group(key)
     assert left is not None
@@ -469,7 +438,7 @@ def test_a_holder_daemon_killed_and_restarted_before_deadtime_keeps_one_copy(
     c = _reference_cluster(lab, tmp_path, deadtime_ms=10_000)
     pc1, pc2 = c.pc1, c.pc2
     c.start()
-    _wait_placed(c.nodes, pc1, VIP_KEY, START_TIMEOUT)
+    wait_placed(c.nodes, pc1, VIP_KEY, START_TIMEOUT)
     generation = _generation(pc2.status() or {}, "pc1")
 
     with c.watch() as watch:
@@ -483,7 +452,7 @@ def test_a_holder_daemon_killed_and_restarted_before_deadtime_keeps_one_copy(
         pc2.wait_status(
             lambda status: _generation(status, "pc1") > generation, MOVE_TIMEOUT, "pc1 restarted"
         )
-        _wait_placed(c.nodes, pc1, VIP_KEY, MOVE_TIMEOUT)
+        wait_placed(c.nodes, pc1, VIP_KEY, MOVE_TIMEOUT)
     print(f"\ndaemon of pc1 back after {down_for:.3f} s")
 
     # No duplicate (pc2 never added it), no orphan (still exactly one copy, managed by pc1),
@@ -498,7 +467,7 @@ def test_sigterm_on_the_holder_hands_the_vip_over_long_before_deadtime(
     c = _reference_cluster(lab, tmp_path, deadtime_ms=5000)
     pc1, pc2 = c.pc1, c.pc2
     c.start()
-    _wait_placed(c.nodes, pc1, VIP_KEY, START_TIMEOUT)
+    wait_placed(c.nodes, pc1, VIP_KEY, START_TIMEOUT)
     probe = c.probe()
     _wait_answered_by(probe, pc1.host, timeout=10)
 
@@ -514,7 +483,7 @@ def test_sigterm_on_the_holder_hands_the_vip_over_long_before_deadtime(
     assert taken - stopped < 3.0
     assert watch.overlaps() == [], watch.describe()
     assert VIP not in pc1.host.addresses()  # released, not left behind
-    _wait_placed((pc2,), pc2, VIP_KEY, MOVE_TIMEOUT)
+    wait_placed((pc2,), pc2, VIP_KEY, MOVE_TIMEOUT)
 
 
 # -- under packet loss -------------------------------------------------------------------------
@@ -534,14 +503,14 @@ def test_under_20_percent_loss_start_up_placement_and_failover_hold(
     with c.watch() as startup:
         c.start()
         startup.wait_holders({"pc1"}, START_TIMEOUT)
-        _wait_placed(c.nodes, pc1, VIP_KEY, START_TIMEOUT)
+        wait_placed(c.nodes, pc1, VIP_KEY, START_TIMEOUT)
     assert startup.intervals()["pc2"] == [], startup.describe()
 
     probe = c.probe()
     _wait_answered_by(probe, pc1.host, timeout=CLIENT_TIMEOUT)
     lab.power_off(pc1.host)
     _wait_answered_by(probe, pc2.host, timeout=c.deadtime_s + MOVE_TIMEOUT + CLIENT_TIMEOUT)
-    _wait_placed((pc2,), pc2, VIP_KEY, MOVE_TIMEOUT)
+    wait_placed((pc2,), pc2, VIP_KEY, MOVE_TIMEOUT)
     wait_for(lambda: _neighbour_is(c.client, pc2.host), CLIENT_TIMEOUT, what="pc2's MAC")
     gap = _handover(_stop_probe(probe), pc1.host, pc2.host)
     print(f"\nloss {LOSS_PERCENT} %: failover after power-off: VIP unanswered {gap:.3f} s")

@@ -36,7 +36,13 @@ from hacore_apache.site import (  # type: ignore[import-not-found,unused-ignore]
 
 from hacore.config import load
 from hacore.lab.netns import Host, Lab, wait_for
-from hacore.lab.nodes import HacoreNode, wait_all_active, write_cluster
+from hacore.lab.nodes import (
+    HacoreNode,
+    wait_all_active,
+    wait_placed,
+    write_cluster,
+    write_toml_cluster,
+)
 from hacore.lab.watch import AddressWatch
 
 pytestmark = pytest.mark.netns
@@ -131,19 +137,6 @@ RECORDER_PROGRAM = (
 # -- helpers shared by the tests ---------------------------------------------------------------
 
 
-def _wait_placed(nodes: Sequence[HacoreNode], holder: HacoreNode, key: str, timeout: float) -> None:
-    """Every daemon sees ``holder`` alone holding ``key``; it runs there and nowhere else."""
-    deadline = time.monotonic() + timeout
-    for node in nodes:
-        state = "started" if node is holder else "stopped"
-
-        def placed(group: dict[str, Any], state: str = state) -> bool:
-            return bool(group["holders"] == [holder.name] and group["local_state"] == state)
-
-        remaining = max(0.1, deadline - time.monotonic())
-        node.wait_group(key, placed, remaining, f"held by {holder.name} alone, {state} here")
-
-
 def _write_toml(path: Path, document: Mapping[str, Any]) -> None:
     with path.open("wb") as file:
         tomli_w.dump(document, file)
@@ -213,35 +206,23 @@ def _apache_cluster(
             site_root / "pc2", "pc2", address=VIP, certificate=(first.cert, first.key)
         ),
     }
-    dirs: dict[str, Path] = {}
-    for node, site in sites.items():
-        directory = base / node
-        directory.mkdir(parents=True)
-        apache: dict[str, Any] = {"agent": "apache", "params": site.agent_params()}
+
+    def groups(node: str) -> list[dict[str, Any]]:
+        apache: dict[str, Any] = {"agent": "apache", "params": sites[node].agent_params()}
         if monitor_interval is not None:
             apache["monitor_interval"] = monitor_interval
-        document = {
-            "cluster": {"nodes": ["pc1", "pc2"], "local_node": node, "auto_failback": "on"},
-            "timers": {
-                "keepalive": f"{KEEPALIVE_MS}ms",
-                "deadtime": f"{DEADTIME_MS}ms",
-                "initdead": f"{INITDEAD_MS}ms",
-            },
-            "link": [{"kind": "bcast", "interface": "eth0"}],
-            "auth": {"active": 1, "key": [{"index": 1, "method": "sha256", "secret": "lab"}]},
-            "logging": {"file": str(directory / "hacore.log")},
-            "group": [
-                {
-                    "node": "pc1",
-                    "resource": [{"agent": "IPaddr", "args": [f"{VIP}/24/eth0"]}, apache],
-                }
-            ],
-        }
-        # The secret is inline: the file must be private (like authkeys).
-        fd = os.open(directory / "cluster.toml", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as file:
-            tomli_w.dump(document, file)
-        dirs[node] = directory
+        ipaddr = {"agent": "IPaddr", "args": [f"{VIP}/24/eth0"]}
+        return [{"node": "pc1", "resource": [ipaddr, apache]}]
+
+    dirs = write_toml_cluster(
+        base,
+        ["pc1", "pc2"],
+        groups,
+        keepalive=KEEPALIVE_MS,
+        deadtime=DEADTIME_MS,
+        initdead=INITDEAD_MS,
+        auto_failback="on",
+    )
     (key,) = (group.key for group in load(dirs["pc1"]).config.groups)
     assert key == VIP_KEY  # the group is named by its first resource on every node
     return ApacheCluster(
@@ -335,7 +316,7 @@ def test_https_through_the_vip_is_served_by_pc1_then_pc2_after_power_off_then_pc
 ) -> None:
     c = _apache_cluster(lab, tmp_path, site_root).start()
     pc1, pc2 = c.pc1, c.pc2
-    _wait_placed(c.nodes, pc1, c.key, START_TIMEOUT)
+    wait_placed(c.nodes, pc1, c.key, START_TIMEOUT)
 
     client = HttpsClient(c.client, tmp_path / "fetches.jsonl")
     client.wait_page("pc1", CLIENT_TIMEOUT, count=25)
@@ -345,7 +326,7 @@ def test_https_through_the_vip_is_served_by_pc1_then_pc2_after_power_off_then_pc
     failed_over = client.wait_page(
         "pc2", DEADTIME_S + MOVE_TIMEOUT + CLIENT_TIMEOUT, after=powered_off
     )
-    _wait_placed((pc2,), pc2, c.key, MOVE_TIMEOUT)
+    wait_placed((pc2,), pc2, c.key, MOVE_TIMEOUT)
     client.wait_page("pc2", CLIENT_TIMEOUT, after=powered_off, count=25)
 
     # pc1 comes back (a reboot cleared the VIP from its interface; its apache died with it) and
@@ -354,7 +335,7 @@ def test_https_through_the_vip_is_served_by_pc1_then_pc2_after_power_off_then_pc
     returned = time.time()
     pc1.start()
     wait_all_active([pc1, pc2], START_TIMEOUT)
-    _wait_placed(c.nodes, pc1, c.key, MOVE_TIMEOUT)
+    wait_placed(c.nodes, pc1, c.key, MOVE_TIMEOUT)
     failed_back = client.wait_page("pc1", CLIENT_TIMEOUT, after=returned)
     client.wait_page("pc1", CLIENT_TIMEOUT, after=returned, count=25)
     fetches = client.stop()
@@ -409,7 +390,7 @@ def test_apache_killed_on_the_holder_is_restarted_in_place_and_moves_when_it_kee
 ) -> None:
     c = _apache_cluster(lab, tmp_path, site_root, monitor_interval=APACHE_MONITOR).start()
     pc1, pc2 = c.pc1, c.pc2
-    _wait_placed(c.nodes, pc1, c.key, START_TIMEOUT)
+    wait_placed(c.nodes, pc1, c.key, START_TIMEOUT)
     assert _page(c.client) == "pc1"
     first = _master(c.sites["pc1"])
     assert first is not None and _master(c.sites["pc2"]) is None
@@ -427,7 +408,7 @@ def test_apache_killed_on_the_holder_is_restarted_in_place_and_moves_when_it_kee
     assert watch.intervals() == {"pc1": [(watch.started_at, None)], "pc2": []}, watch.describe()
     second = _master(c.sites["pc1"])
     assert second is not None and second != first
-    _wait_placed(c.nodes, pc1, c.key, MOVE_TIMEOUT)
+    wait_placed(c.nodes, pc1, c.key, MOVE_TIMEOUT)
     print(f"\napache killed: pc1 served again {served - crashed:.3f} s later (failcount 1)")
 
     done = pc1.hactl("resource", "cleanup", c.key)
@@ -452,7 +433,7 @@ def test_apache_killed_on_the_holder_is_restarted_in_place_and_moves_when_it_kee
         return False
 
     wait_for(moved_after_crashes, 60, interval=0.05, what="the group to leave pc1")
-    _wait_placed(c.nodes, pc2, c.key, MOVE_TIMEOUT)
+    wait_placed(c.nodes, pc2, c.key, MOVE_TIMEOUT)
     served = _wait_serving(c.client, "pc2", CLIENT_TIMEOUT)
     left = pc1.group(c.key)
     assert left is not None and left["failed_here"], left
@@ -507,7 +488,7 @@ def _ping_cluster(lab: Lab, base: Path) -> PingCluster:
     c = PingCluster(HacoreNode(pc1, dirs["pc1"]), HacoreNode(pc2, dirs["pc2"]), router)
     for node in c.nodes:
         node.start()
-    _wait_placed(c.nodes, c.pc1, VIP_KEY, START_TIMEOUT)
+    wait_placed(c.nodes, c.pc1, VIP_KEY, START_TIMEOUT)
     _wait_scores(c, {"pc1": 1, "pc2": 1})
     return c
 
@@ -532,7 +513,7 @@ def test_the_group_moves_to_the_peer_when_only_the_holder_loses_the_ping_node(
         lab.block(pc1.host, c.router)
         lab.block(c.router, pc1.host)
         moved = watch.wait_holders({"pc2"}, SCORE_TIMEOUT + MOVE_TIMEOUT)
-        _wait_placed(c.nodes, pc2, VIP_KEY, MOVE_TIMEOUT)
+        wait_placed(c.nodes, pc2, VIP_KEY, MOVE_TIMEOUT)
         _wait_scores(c, {"pc1": 0, "pc2": 1})
         # Not a membership change: pc1 is alive and a member, it only lost its way out.
         assert pc1.running()
@@ -542,7 +523,7 @@ def test_the_group_moves_to_the_peer_when_only_the_holder_loses_the_ping_node(
         lab.unblock(pc1.host, c.router)
         lab.unblock(c.router, pc1.host)
         back = watch.wait_holders({"pc1"}, SCORE_TIMEOUT + MOVE_TIMEOUT)
-        _wait_placed(c.nodes, pc1, VIP_KEY, MOVE_TIMEOUT)
+        wait_placed(c.nodes, pc1, VIP_KEY, MOVE_TIMEOUT)
     print(
         f"\nping node cut from pc1: VIP on pc2 {moved - cut:.3f} s later; back on pc1 "
         f"{back - repaired:.3f} s after the repair"
@@ -570,7 +551,7 @@ def test_nothing_moves_when_both_nodes_lose_the_ping_node(lab: Lab, tmp_path: Pa
     assert held == {"pc1": [(watch.started_at, None)], "pc2": []}, (
         f"the group moved although both nodes lost the ping node: {watch.describe()}"
     )
-    _wait_placed(c.nodes, c.pc1, VIP_KEY, MOVE_TIMEOUT)
+    wait_placed(c.nodes, c.pc1, VIP_KEY, MOVE_TIMEOUT)
 
 
 # -- notifiers ---------------------------------------------------------------------------------
@@ -647,7 +628,7 @@ def _notify_cluster(lab: Lab, base: Path, *, hanging: bool = False) -> NotifyClu
     _write_toml(dirs["pc2"] / "notify.toml", {"notifier": notifiers})
     for node in c.nodes:
         node.start()
-    _wait_placed(c.nodes, c.pc1, VIP_KEY, START_TIMEOUT)
+    wait_placed(c.nodes, c.pc1, VIP_KEY, START_TIMEOUT)
     return c
 
 
@@ -734,14 +715,14 @@ def test_script_and_webhook_notifiers_receive_every_event_of_a_failover_in_order
         powered_off = time.time()
         lab.power_off(pc1.host)
         taken = watch.wait_holders({"pc2"}, DEADTIME_S + MOVE_TIMEOUT)
-    _wait_placed((pc2,), pc2, VIP_KEY, MOVE_TIMEOUT)
+    wait_placed((pc2,), pc2, VIP_KEY, MOVE_TIMEOUT)
     _wait_event(c, FAILOVER[-1], MOVE_TIMEOUT)
     heard = time.time()
 
     lab.power_on(pc1.host)
     pc1.start()
     wait_all_active([pc1, pc2], START_TIMEOUT)
-    _wait_placed(c.nodes, pc1, VIP_KEY, MOVE_TIMEOUT)
+    wait_placed(c.nodes, pc1, VIP_KEY, MOVE_TIMEOUT)
     _wait_event(c, FAILBACK[-1], MOVE_TIMEOUT)
 
     script, hook = c.script_events(), c.webhook_events()
@@ -784,7 +765,7 @@ def test_a_hanging_notifier_delays_neither_the_failover_nor_the_other_notifiers(
         powered_off = time.time()
         lab.power_off(c.pc1.host)
         taken = watch.wait_holders({"pc2"}, DEADTIME_S + MOVE_TIMEOUT)
-    _wait_placed((pc2,), pc2, VIP_KEY, MOVE_TIMEOUT)
+    wait_placed((pc2,), pc2, VIP_KEY, MOVE_TIMEOUT)
     _wait_event(c, FAILOVER[-1], MOVE_TIMEOUT)
     heard = time.time()
 

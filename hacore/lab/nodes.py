@@ -1,22 +1,26 @@
 """hacore nodes in a lab: a configuration directory per node and a daemon per host.
 
-Each node reads its own copy of the cluster's Heartbeat-style configuration (identical but for
-``nodeinfo``, which pins the node's name, and the log file, which lives in the node's directory
-so nothing is written outside the lab's temporary tree).
+Each node reads its own copy of the cluster's configuration, Heartbeat-style (``write_cluster``)
+or hacore's own cluster.toml (``write_toml_cluster``): identical but for what pins the node's
+name, and the log file, which lives in the node's directory so nothing is written outside the
+lab's temporary tree.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomli_w
 
 from hacore.control import ControlError, request
 from hacore.lab.heartbeat import write_heartbeat_config
@@ -73,6 +77,53 @@ def write_cluster(
         localize(target, node)
         dirs[node] = target
     return dirs
+
+
+def write_toml_cluster(
+    base: Path,
+    nodes: Sequence[str],
+    groups: Callable[[str], Sequence[Mapping[str, Any]]],
+    *,
+    keepalive: str | int = 200,
+    deadtime: str | int = 1500,
+    initdead: str | int | None = None,
+    auto_failback: str = "on",
+    secret: str = "lab",
+) -> dict[str, Path]:
+    """One directory per node under ``base`` holding its cluster.toml; returns node → directory.
+
+    The files differ only in ``local_node``, the log file (``hacore.log`` in the node's
+    directory) and ``groups(node)``: the ``[[group]]`` tables as that node writes them (a
+    resource's parameters may name files of its own node). One broadcast link on eth0; the key
+    (sha256, ``secret``) is inline, so each file is created private (like authkeys, a
+    cluster.toml with a secret is refused when group or others may read it). Times are ints in
+    milliseconds or text as cluster.toml takes it (``"10s"``, ``"500ms"``).
+    """
+    dirs: dict[str, Path] = {}
+    for node in nodes:
+        directory = base / node
+        directory.mkdir(parents=True)
+        document = {
+            "cluster": {"nodes": list(nodes), "local_node": node, "auto_failback": auto_failback},
+            "timers": {
+                "keepalive": _toml_time(keepalive),
+                "deadtime": _toml_time(deadtime),
+                "initdead": _toml_time(initdead if initdead is not None else deadtime),
+            },
+            "link": [{"kind": "bcast", "interface": "eth0"}],
+            "auth": {"active": 1, "key": [{"index": 1, "method": "sha256", "secret": secret}]},
+            "logging": {"file": str(directory / "hacore.log")},
+            "group": list(groups(node)),
+        }
+        fd = os.open(directory / "cluster.toml", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            tomli_w.dump(document, file)
+        dirs[node] = directory
+    return dirs
+
+
+def _toml_time(value: str | int) -> str:
+    return f"{value}ms" if isinstance(value, int) else value
 
 
 @dataclass
@@ -226,3 +277,17 @@ def wait_all_active(nodes: Sequence[HacoreNode], timeout: float) -> None:
     for node in nodes:
         for other in names:
             node.wait_node_state(other, "active", max(0.1, deadline - time.monotonic()))
+
+
+def wait_placed(nodes: Sequence[HacoreNode], holder: HacoreNode, key: str, timeout: float) -> None:
+    """Wait until every daemon of ``nodes`` sees ``holder`` alone holding group ``key``, started
+    there and stopped on each of the others; ``timeout`` bounds the whole wait."""
+    deadline = time.monotonic() + timeout
+    for node in nodes:
+        state = "started" if node is holder else "stopped"
+
+        def placed(group: dict[str, Any], state: str = state) -> bool:
+            return bool(group["holders"] == [holder.name] and group["local_state"] == state)
+
+        remaining = max(0.1, deadline - time.monotonic())
+        node.wait_group(key, placed, remaining, f"held by {holder.name} alone, {state} here")

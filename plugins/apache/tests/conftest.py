@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from apache_lab import ApacheLab, NamespaceLoop, SiteFactory, SiteRegistry, missing_tools
+from apache_lab import ApacheLab, SiteFactory, SiteRegistry, missing_tools
 from hacore.lab import Lab
+from hacore.lab.nsloop import NamespaceLoop
 
 
 @pytest.fixture(autouse=True)

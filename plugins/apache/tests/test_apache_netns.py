@@ -12,17 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-from apache_lab import (
-    HTTPD,
-    ApacheLab,
-    NamespaceLoop,
-    SiteFactory,
-    instance_pids,
-    open_connection,
-    wait_for,
-)
+from apache_lab import HTTPD, ApacheLab, SiteFactory, instance_pids, open_connection
 from hacore.agent import AgentError, ConfigurationError, Instance, OCFResult
-from hacore.lab import Host
+from hacore.lab import Host, wait_for
+from hacore.lab.nsloop import NamespaceLoop
 from hacore.testing.conformance import check_agent
 
 from hacore_apache import processes
@@ -201,7 +194,7 @@ def test_a_master_killed_with_sigkill_leaves_children_that_start_clears(
     assert children
 
     os.kill(master, signal.SIGKILL)
-    wait_for(lambda: not processes.alive(master), 5, "the master to die")
+    wait_for(lambda: not processes.alive(master), 5, what="the master to die")
 
     # Its children still hold the port and serve: that is a failed resource, not a stopped one
     # (OCF's agent would say "not running" here and leave them).
@@ -225,7 +218,7 @@ def test_a_whole_instance_killed_is_not_running_and_starts_again(
     node.run(apache.start())
     pids = instance_pids(site)
     processes.signal_all(pids, signal.SIGKILL)
-    wait_for(lambda: not any(processes.alive(p) for p in pids), 5, "apache to die")
+    wait_for(lambda: not any(processes.alive(p) for p in pids), 5, what="apache to die")
     assert site.pid_file.exists()  # stale: SIGKILL leaves it
 
     assert monitor(node, apache) is OCFResult.NOT_RUNNING

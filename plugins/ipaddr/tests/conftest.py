@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from ipaddr_lab import Lab, NamespaceLoop, can_build_labs
+from hacore.lab.nsloop import NamespaceLoop
+from ipaddr_lab import Lab, can_build_labs
 
 
 @pytest.fixture
@@ -23,8 +24,5 @@ def lab() -> Iterator[Lab]:
 @pytest.fixture
 def node(lab: Lab) -> Iterator[NamespaceLoop]:
     """An event loop whose thread lives in the lab node's namespace: where the agent runs."""
-    loop = NamespaceLoop(lab.node)
-    try:
+    with NamespaceLoop(lab.node) as loop:
         yield loop
-    finally:
-        loop.close()

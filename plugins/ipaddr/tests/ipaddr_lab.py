@@ -4,15 +4,17 @@
 
 Every interface is created inside a lab namespace (a veth's peer is made directly in its
 namespace), so nothing ever appears in the host's namespace, and only documentation addresses
-are used. The agent runs on an event loop in a thread that has entered the node's namespace;
-the thread checks that it really is there before the loop starts, because the agent writes
-/proc/sys and the host may have an eth0 of its own.
+are used. The agent runs on an event loop in a thread that has entered the node's namespace
+(``hacore.lab.nsloop.NamespaceLoop``); the thread checks that it really is there before the loop
+starts, because the agent writes /proc/sys and the host may have an eth0 of its own.
+
+This is not ``hacore.lab.Lab``, on purpose: that lab turns duplicate address detection off and
+gives its hosts addresses of its own choosing, while these tests need DAD on the node, the
+client at 2001:db8::10 and a client that learns neighbours from unsolicited advertisements.
 """
 
 from __future__ import annotations
 
-import asyncio
-import ctypes
 import json
 import os
 import secrets
@@ -21,16 +23,13 @@ import shutil
 import socket
 import struct
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Coroutine
-from concurrent.futures import Future
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-_T = TypeVar("_T")
+from hacore.lab.nsloop import in_namespace
 
-CLONE_NEWNET = 0x40000000
 SO_TIMESTAMPNS = 35  # <asm-generic/socket.h>
 ETH_P_ARP = 0x0806
 ETH_P_IPV6 = 0x86DD
@@ -38,8 +37,6 @@ ETH_P_IPV6 = 0x86DD
 NODE_IP = "198.51.100.1"
 CLIENT_IP = "198.51.100.10"
 CLIENT_IP6 = "2001:db8::10"
-
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def can_build_labs() -> str | None:
@@ -56,78 +53,6 @@ def sh(*argv: str, check: bool = True) -> str:
     if check and done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)}: exit {done.returncode}: {done.stderr.strip()}")
     return done.stdout
-
-
-def enter_namespace(name: str) -> None:
-    """Move the calling thread into network namespace ``name``, and prove it."""
-    path = f"/run/netns/{name}"
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if _libc.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns {name}: {os.strerror(err)}")
-    finally:
-        os.close(fd)
-    if os.stat("/proc/thread-self/ns/net").st_ino != os.stat(path).st_ino:
-        raise RuntimeError(f"thread did not enter network namespace {name}")
-
-
-def in_namespace(name: str, fn: Callable[[], _T]) -> _T:
-    """Run ``fn`` in a short-lived thread inside namespace ``name`` (sockets it creates stay
-    in that namespace for their whole life)."""
-    result: Future[_T] = Future()
-
-    def body() -> None:
-        try:
-            enter_namespace(name)
-            result.set_result(fn())
-        except BaseException as err:  # handed to the caller
-            result.set_exception(err)
-
-    thread = threading.Thread(target=body, name=f"in {name}")
-    thread.start()
-    thread.join(timeout=20)
-    return result.result(timeout=0)
-
-
-class NamespaceLoop:
-    """An asyncio event loop running in a thread inside a namespace."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self._loop = asyncio.new_event_loop()
-        ready: Future[None] = Future()
-        self._thread = threading.Thread(target=self._run, args=(ready,), name=f"loop {name}")
-        self._thread.start()
-        ready.result(timeout=20)
-
-    def _run(self, ready: Future[None]) -> None:
-        try:
-            enter_namespace(self.name)
-        except BaseException as err:
-            ready.set_exception(err)
-            self._loop.close()
-            return
-        asyncio.set_event_loop(self._loop)
-        self._loop.call_soon(ready.set_result, None)
-        self._loop.run_forever()
-        # Shut down like asyncio.run: cancel what is left, then the executor's threads.
-        tasks = asyncio.all_tasks(self._loop)
-        for task in tasks:
-            task.cancel()
-        self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-        self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-        self._loop.run_until_complete(self._loop.shutdown_default_executor())
-        self._loop.close()
-
-    def run(self, coro: Coroutine[Any, Any, _T], timeout: float = 30) -> _T:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
-
-    def close(self) -> None:
-        if self._loop.is_closed():
-            return
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=20)
 
 
 @dataclass
@@ -236,18 +161,6 @@ class Lab:
             check=False,
         )
         return done.returncode == 0
-
-
-def wait_for(condition: Callable[[], _T], timeout: float = 5.0, interval: float = 0.02) -> _T:
-    """Poll ``condition`` until it returns something true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"condition not met within {timeout} s (last: {value!r})")
-        time.sleep(interval)
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 from hacore.agent import AgentError, ConfigurationError, Instance, OCFResult
+from hacore.lab.netns import wait_for
+from hacore.lab.nsloop import NamespaceLoop
 from hacore.testing.conformance import check_agent
-from ipaddr_lab import ETH_P_ARP, ETH_P_IPV6, Capture, Lab, NamespaceLoop, wait_for
+from ipaddr_lab import ETH_P_ARP, ETH_P_IPV6, Capture, Lab
 
 from hacore_ipaddr.agents import IPaddr, IPaddr2
 from hacore_ipaddr.announce import Announcer
@@ -23,6 +25,7 @@ pytestmark = pytest.mark.netns
 
 VIP = "198.51.100.100"
 VIP6 = "2001:db8::100"
+SEEN = 5.0  # seconds for the client or the monitor to notice a change
 Agent = IPaddr | IPaddr2
 
 
@@ -75,7 +78,7 @@ def test_start_announces_the_address_and_the_client_learns_it_unasked(
         node.run(vip.start())
         mac = lab.mac(lab.node)
         # The client has not sent anything to the address: it learnt the MAC from the GARP.
-        assert wait_for(lambda: lab.neighbour(lab.client, VIP)) == mac
+        assert wait_for(lambda: lab.neighbour(lab.client, VIP), SEEN, what="the VIP's MAC") == mac
         frames = capture.frames(garp_for(VIP), count=6, timeout=5)
     finally:
         capture.close()
@@ -227,18 +230,18 @@ def test_monitor_tells_stopped_running_and_dead_link_apart(lab: Lab, node: Names
     assert monitor() is OCFResult.SUCCESS
 
     lab.ip(lab.node, "link", "set", "eth0", "down")
-    failed = wait_for(lambda: isinstance(monitor(), AgentError))
+    failed = wait_for(lambda: isinstance(monitor(), AgentError), SEEN, what="the monitor to fail")
     assert failed
     assert "administratively down" in str(monitor())
     lab.ip(lab.node, "link", "set", "eth0", "up")
-    wait_for(lambda: monitor() is OCFResult.SUCCESS)
+    wait_for(lambda: monitor() is OCFResult.SUCCESS, SEEN, what="the monitor to succeed")
 
     # The cable: the switch's end of the link goes down, the node's loses its carrier.
     lab.ip(lab.switch, "link", "set", "n0", "down")
-    wait_for(lambda: isinstance(monitor(), AgentError))
+    wait_for(lambda: isinstance(monitor(), AgentError), SEEN, what="the monitor to fail")
     assert "but the link is down" in str(monitor())
     lab.ip(lab.switch, "link", "set", "n0", "up")
-    wait_for(lambda: monitor() is OCFResult.SUCCESS)
+    wait_for(lambda: monitor() is OCFResult.SUCCESS, SEEN, what="the monitor to succeed")
 
     node.run(vip.stop())
     assert monitor() is OCFResult.NOT_RUNNING
@@ -279,7 +282,7 @@ def test_ipv6_address_is_announced_with_neighbour_advertisements(
         )
         node.run(vip.start())
         mac = lab.mac(lab.node)
-        assert wait_for(lambda: lab.neighbour(lab.client, VIP6)) == mac
+        assert wait_for(lambda: lab.neighbour(lab.client, VIP6), SEEN, what="the VIP's MAC") == mac
         frames = capture.frames(na_for(VIP6), count=2, timeout=5)
     finally:
         capture.close()

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from hacore.config.model import Auth, AuthKey, AuthMethod, ClusterConfig, PingGroup
 from hacore.lab.netns import wait_for
-from ping_lab import PingLab, in_namespace, namespace_of
+from hacore.lab.nsloop import in_namespace, namespace_of
+from ping_lab import PingLab
 
 from hacore_ping.icmp import IcmpSocket
 from hacore_ping.pinger import PingStatus
