@@ -108,6 +108,7 @@ def run(
     """Run this node in the foreground until SIGTERM (what systemd expects)."""
     from hacore import logs
     from hacore.daemon import Daemon
+    from hacore.metrics import MetricsError
     from hacore.transport import LinkError
 
     loaded = _load(source, node)
@@ -120,7 +121,7 @@ def run(
     listener = logs.setup(loaded.config, verbose=verbose)
     try:
         asyncio.run(daemon.run())
-    except LinkError as err:
+    except (LinkError, MetricsError) as err:
         listener.stop()
         _fail([f"{loaded.config.source}: {err}"], EXIT_CONFIG)
     except PermissionError as err:

@@ -42,6 +42,7 @@ from hacore.membership.events import (
     NodeStateChanged,
     Send,
 )
+from hacore.metrics import REFRESH_S, MetricsEndpoint, MetricsError
 from hacore.paths import RuntimePaths
 from hacore.persist import next_generation, node_uuid
 from hacore.plugins import PluginError, plugin_manager
@@ -101,6 +102,7 @@ class Daemon:
         self._watchdog_at = 0.0
         self._score_since = 0.0
         self.membership: Membership | None = None
+        self.metrics: MetricsEndpoint | None = None
         groups, problems = bind(config)
         try:
             self.pm = plugin_manager()
@@ -157,6 +159,8 @@ class Daemon:
         loop.add_signal_handler(signal.SIGUSR2, self._debug_level, -1)
         if self.config.realtime:
             _go_realtime()
+        if self.config.metrics_address is not None:
+            await self._open_metrics(self.config.metrics_address)
         self._refresh_loadavg()
         self.paths.rsctmp.mkdir(mode=0o755, parents=True, exist_ok=True)
         self.pm.hook.hacore_daemon_started(config=self.config)
@@ -190,6 +194,8 @@ class Daemon:
         if self._timer is not None:
             self._timer.cancel()
         self.control.close()
+        if self.metrics is not None:
+            await asyncio.to_thread(self.metrics.close)
         # Let the goodbye datagram leave before the sockets close.
         await asyncio.sleep(0)
         self.links.close()
@@ -322,6 +328,24 @@ class Daemon:
             self.resources.set_score(sum(answers))
         loop.call_later(_SCORE_REFRESH_S, self._refresh_score)
 
+    async def _open_metrics(self, address: str) -> None:
+        # After realtime: the server's threads get the small stacks that mlockall keeps resident.
+        endpoint = MetricsEndpoint(address)
+        try:
+            await asyncio.to_thread(endpoint.start)
+        except MetricsError:
+            self.control.close()
+            self.links.close()
+            raise
+        self.metrics = endpoint
+        self._refresh_metrics()
+
+    def _refresh_metrics(self) -> None:
+        """Hand the metrics endpoint a fresh snapshot; its threads read nothing else."""
+        assert self.metrics is not None
+        self.metrics.collector.update(self.metrics_snapshot())
+        asyncio.get_running_loop().call_later(REFRESH_S, self._refresh_metrics)
+
     def _debug_level(self, step: int) -> None:
         logger = logging.getLogger("hacore")
         logger.setLevel(logging.DEBUG if step > 0 else logging.INFO)
@@ -351,6 +375,10 @@ class Daemon:
             self.resources.cleanup(key)
             return {"ok": True}
         return {"ok": False, "error": f"unknown command '{cmd}'"}
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        """What the metrics endpoint serves: the status, and how resource actions went."""
+        return {**self.status(), "actions": self.resources.actions.summary()}
 
     def status(self) -> dict[str, Any]:
         assert self.membership is not None

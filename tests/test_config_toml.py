@@ -161,6 +161,17 @@ def test_rich_config_round_trips(tmp_path: Path) -> None:
     assert same(loaded.config, original)
 
 
+@pytest.mark.parametrize("address", ["127.0.0.1:9694", "[::1]:9694", "0.0.0.0:9694"])
+def test_metrics_address_round_trips(tmp_path: Path, address: str) -> None:
+    original = dataclasses.replace(rich_config(), metrics_address=address)
+    assert f'[metrics]\naddress = "{address}"\n' in to_toml(original)
+    assert same(round_trip(tmp_path, original).config, original)
+
+
+def test_no_metrics_address_writes_no_metrics_table() -> None:
+    assert "[metrics]" not in to_toml(rich_config())
+
+
 def test_ignored_directives_are_written_as_comments_and_not_read_back(tmp_path: Path) -> None:
     at = Location("/etc/ha.d/ha.cf", 12)
     ignored = Ignored("respawn", "hacluster /usr/lib/heartbeat/ipfail", at)

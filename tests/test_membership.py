@@ -135,6 +135,19 @@ def test_a_status_later_than_warntime_is_reported_as_a_late_heartbeat() -> None:
     assert net.nodes["a"].membership.node_state("b") is NodeState.ACTIVE
 
 
+def test_late_heartbeats_are_counted_per_node_in_the_view() -> None:
+    net = Network(["a", "b", "c"], FAST)
+    net.run(0.5)
+    net.cut.add(frozenset(("a", "b")))
+    net.run(0.7)
+    net.cut.clear()
+    net.run(0.2)
+    view = {n.name: n for n in net.nodes["a"].membership.view(net.now).nodes}
+    late = [e for e in net.nodes["a"].events if isinstance(e, LateHeartbeat)]
+    assert view["b"].late_heartbeats == len(late) == 1
+    assert view["c"].late_heartbeats == 0
+
+
 def test_twenty_percent_loss_and_reordering_cause_no_false_death() -> None:
     net = Network(["a", "b", "c"], FAST, loss=0.2, latency=(0.0001, 0.15), seed=7)
     net.run(60.0)

@@ -118,6 +118,7 @@ def _read_heartbeat(
         realtime=hacf.realtime,
         hbgenmethod=hacf.hbgenmethod,
         cluster=hacf.cluster,
+        metrics_address=hacf.metrics_address,
         ignored=tuple(hacf.ignored),
         source=directory,
     )

@@ -40,6 +40,7 @@ from hacore.config.values import (
     InvalidValueError,
     check_interface,
     describe_ms,
+    format_listen_address,
     parse_bool,
     parse_heartbeat_time,
     parse_int,
@@ -47,6 +48,7 @@ from hacore.config.values import (
     parse_ipv4_multicast,
     parse_ipv6,
     parse_ipv6_multicast,
+    parse_listen_address,
     parse_port,
 )
 
@@ -296,6 +298,7 @@ class HaCf:
     realtime: bool = True
     hbgenmethod: str = "file"
     cluster: str = "linux-ha"
+    metrics_address: str | None = None
     ignored: list[Ignored] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 
@@ -346,6 +349,7 @@ class _Parser:
             "realtime": self.realtime,
             "hbgenmethod": self.hbgenmethod,
             "autojoin": self.autojoin,
+            "metrics": self.metrics,
             **dict.fromkeys(_TIMERS, self.time),
         }
         self.line_handlers: dict[str, Callable[[str, list[str], Location], None]] = {
@@ -577,6 +581,18 @@ class _Parser:
             )
         else:
             self.error(at, f"autojoin: '{token}' is not none, other or any")
+
+    def metrics(self, directive: str, token: str, at: Location) -> None:
+        try:
+            address, port = parse_listen_address(token)
+        except InvalidValueError as e:
+            self.error(at, f"metrics: {e}")
+            return
+        self.warn(
+            at, "'metrics' is hacore's own directive: Heartbeat 3.0.6 refuses a ha.cf that has it"
+        )
+        self.once(directive, at)
+        self.out.metrics_address = format_listen_address(address, port)
 
     # -- whole-line directives
 

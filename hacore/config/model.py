@@ -176,6 +176,8 @@ class ClusterConfig:
     realtime: bool = True
     hbgenmethod: str = "file"
     cluster: str = "linux-ha"
+    # Where the Prometheus endpoint listens (``address:port``, IPv6 in brackets); None: off.
+    metrics_address: str | None = None
     ignored: tuple[Ignored, ...] = ()
     # Where this configuration was read from: a directory (/etc/ha.d) or a cluster.toml.
     source: Path = Path("/etc/ha.d")

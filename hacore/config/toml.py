@@ -31,6 +31,9 @@ It says what ha.cf, authkeys and haresources say, in one file::
     [logging]
     file = "/var/log/hacore.log"       # also debugfile, facility ("daemon", "none"), debug
 
+    [metrics]                          # optional: the Prometheus endpoint, off without it
+    address = "127.0.0.1:9694"         # or "[::1]:9694", "0.0.0.0:9694"
+
     [[group]]
     node = "pc1"
     resources = ["IPaddr::192.168.10.55/24/eth0"]   # haresources spelling, or tables:
@@ -85,15 +88,17 @@ from hacore.config.values import (
     InvalidValueError,
     check_interface,
     format_duration,
+    format_listen_address,
     parse_bool,
     parse_duration,
     parse_ipv4,
     parse_ipv4_multicast,
     parse_ipv6,
     parse_ipv6_multicast,
+    parse_listen_address,
 )
 
-_TOP = ("cluster", "timers", "link", "auth", "ping", "logging", "group")
+_TOP = ("cluster", "timers", "link", "auth", "ping", "logging", "metrics", "group")
 _CLUSTER = ("name", "nodes", "local_node", "auto_failback", "udpport", "hbgenmethod", "realtime")
 _TIMERS = ("keepalive", "deadtime", "warntime", "initdead", "deadping", "freshness")
 _LINK = ("kind", "interface", "port", "peer", "group", "ttl", "loop")
@@ -102,6 +107,7 @@ _KEY = ("index", "method", "secret", "secret_hex", "secret_file")
 _PING = ("nodes", "group")
 _PING_GROUP = ("name", "addresses")
 _LOGGING = ("file", "debugfile", "facility", "debug")
+_METRICS = ("address",)
 _GROUP = ("node", "resources", "resource")
 _RESOURCE = ("agent", "args", "params", "monitor_interval")
 _SECRETS = ("secret", "secret_hex", "secret_file")
@@ -394,6 +400,7 @@ class _Reader:
         auth = self.auth(root)
         ping_nodes, ping_groups = self.ping(root)
         logging = self.table(root, "logging", _LOGGING)
+        metrics_address = self.metrics(root)
         groups = self.groups(root)
         if nodes:
             self.problems.extend(check_groups(groups, nodes, "cluster.toml"))
@@ -413,6 +420,7 @@ class _Reader:
             ping_nodes=tuple(ping_nodes),
             ping_groups=tuple(ping_groups),
             groups=tuple(groups),
+            metrics_address=metrics_address,
             source=self.path,
             **settings,
             **log,
@@ -749,6 +757,18 @@ class _Reader:
             out["debug"] = debug
         return out
 
+    def metrics(self, root: _Table) -> str | None:
+        """The [metrics] address, spelled as ha.cf's ``metrics`` directive; None when off."""
+        table = self.table(root, "metrics", _METRICS)
+        if table is None:
+            return None
+        parsed = self.parsed(table, "address", parse_listen_address)
+        if parsed is None:
+            if "address" not in table.data:
+                self.error(table.line, "[metrics] has no 'address' (address = \"127.0.0.1:9694\")")
+            return None
+        return format_listen_address(*parsed)
+
     def groups(self, root: _Table) -> list[Group]:
         groups: list[Group] = []
         tables = self.array(root, "group", _GROUP)
@@ -861,6 +881,8 @@ def to_toml(config: ClusterConfig) -> str:
     }
     if logging:
         out += _section("[logging]", logging)
+    if config.metrics_address is not None:
+        out += _section("[metrics]", {"address": config.metrics_address})
     for group in config.groups:
         out += _group_sections(group)
     return "\n".join(out)

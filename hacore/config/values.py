@@ -205,6 +205,35 @@ def parse_ipv6_multicast(text: str) -> str:
     return address
 
 
+def parse_listen_address(text: str) -> tuple[str, int]:
+    """Where a server listens: an IPv4 address or an IPv6 one in brackets, a colon and a port
+    (``127.0.0.1:9694``, ``[::1]:9694``, ``0.0.0.0:9694``). Returns the address (without
+    brackets) and the port. Host names are refused, as everywhere in the configuration."""
+    example = "write address:port, like 127.0.0.1:9694 or [::1]:9694"
+    if text.startswith("["):
+        inside, bracket, rest = text[1:].partition("]")
+        if not bracket:
+            raise InvalidValueError(f"'{text}' has no ']' after the IPv6 address ({example})")
+        if not rest.startswith(":") or rest == ":":
+            raise InvalidValueError(f"'{text}' has no port ({example})")
+        return parse_ipv6(inside), parse_port(rest[1:])
+    host, colon, port_text = text.rpartition(":")
+    if ":" in host:
+        raise InvalidValueError(
+            f"'{text}': write an IPv6 address in brackets, then the port, like [::1]:9694"
+        )
+    if not host and colon:
+        raise InvalidValueError(f"'{text}' has no address (write 0.0.0.0{text} for every address)")
+    if not colon or not port_text:
+        raise InvalidValueError(f"'{text}' has no port ({example})")
+    return parse_ipv4(host), parse_port(port_text)
+
+
+def format_listen_address(address: str, port: int) -> str:
+    """The ``address:port`` spelling ``parse_listen_address`` reads (IPv6 in brackets)."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
 # --------------------------------------------------------------------------------------------
 # Syslog facilities
 

@@ -69,6 +69,7 @@ class _Peer:
     since: float | None = None
     link_heard: dict[str, float] = field(default_factory=dict)
     link_state: dict[str, LinkState] = field(default_factory=dict)
+    late_heartbeats: int = 0  # LateHeartbeat events so far (the metrics endpoint counts them)
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class NodeView:
     deadtime_ms: int | None  # the node's own deadtime, from its ``dt`` field
     state_age_ms: int | None  # how long the node has been in ``state``; None if never changed
     links: tuple[LinkView, ...]
+    late_heartbeats: int = 0  # statuses that came later than warntime, since we started
 
 
 @dataclass(frozen=True)
@@ -325,6 +327,7 @@ class Membership:
         if peer.last_status is not None and not was_dead:
             interval_ms = round((now - peer.last_status) * 1000)
             if interval_ms > self.timers.warntime_ms:
+                peer.late_heartbeats += 1
                 events.append(LateHeartbeat(peer.name, interval_ms))
         peer.last_status = now
         dt = _hex(msg, "dt", required=False)
@@ -435,6 +438,7 @@ class Membership:
                     )
                     for link in sorted(set(self.links) | set(p.link_heard))
                 ),
+                late_heartbeats=p.late_heartbeats,
             )
             for p in self._peers.values()
         )

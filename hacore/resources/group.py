@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from hacore.agent import Agent, AgentError, ConfigurationError, OCFResult
 from hacore.resources.binding import BoundGroup, BoundResource
 from hacore.resources.runner import ActionTimeout, Runner
+from hacore.resources.stats import OK, ActionStats
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,13 @@ Notify = Callable[[str, str, str, OCFResult, str], None]
 
 
 class GroupRuntime:
-    def __init__(self, bound: BoundGroup, runner: Runner, notify: Notify | None = None) -> None:
+    def __init__(
+        self,
+        bound: BoundGroup,
+        runner: Runner,
+        notify: Notify | None = None,
+        stats: ActionStats | None = None,
+    ) -> None:
         self.bound = bound
         self.key = bound.key
         self.runner = runner
@@ -53,6 +61,7 @@ class GroupRuntime:
         self.failcount = 0
         self.lock = asyncio.Lock()
         self._notify = notify
+        self._stats = stats
 
     @property
     def holds(self) -> bool:
@@ -79,18 +88,29 @@ class GroupRuntime:
             return await agent.monitor(depth)
 
         timeout = res.bound.timeout_s("monitor" if action == "probe" else action)
+        started = time.monotonic()
+        ended: str | None = None  # how it ended, for the stats; stays None if cancelled
         try:
             result = await self.runner.call(self.key, what, run, timeout)
+            found_down = action == "monitor" and not result.running
+            ended = result.name.lower() if found_down else OK
         except ActionTimeout as err:
+            ended = "timeout"
             self._report(res, action, OCFResult.ERR_GENERIC, str(err))
             raise AgentError(str(err)) from None
         except AgentError as err:
+            ended = err.result.name.lower()
             self._report(res, action, err.result, str(err))
             raise
         except Exception as err:  # a bug in an agent is that agent's failure, not ours
+            ended = OCFResult.ERR_GENERIC.name.lower()
             log.exception("%s raised", what)
             self._report(res, action, OCFResult.ERR_GENERIC, repr(err))
             raise AgentError(f"{what}: {err!r}") from None
+        finally:
+            if self._stats is not None and ended is not None:
+                agent_name = res.bound.resource.agent
+                self._stats.record(agent_name, action, time.monotonic() - started, ended)
         if action not in ("monitor", "probe"):
             self._report(res, action, result, "")
         return result

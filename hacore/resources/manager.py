@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ from hacore.resources.group import GroupRuntime, GroupState, Outcome
 from hacore.resources.heartbeat_peer import ASK, TAKEOVER, Handshake, HeartbeatPeer, mirror
 from hacore.resources.placement import Direction, GroupSpec, Move, NodeView, Scope, plan
 from hacore.resources.runner import Runner
+from hacore.resources.stats import ActionStats
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,12 @@ class ResourceManager:
         self.local = config.local_node
         self.runner = runner or Runner()
         self._on_event = on_event
-        self.groups = {g.key: GroupRuntime(g, self.runner, self._resource_done) for g in groups}
+        self.actions = ActionStats()
+        # Groups this node took: (group, FAILOVER or TAKEOVER) -> how often, since start.
+        self.taken: Counter[tuple[str, ResourceAction]] = Counter()
+        self.groups = {
+            g.key: GroupRuntime(g, self.runner, self._resource_done, self.actions) for g in groups
+        }
         self.specs = [GroupSpec(g.key, g.group.preferred_node) for g in groups]
         self.peers = {n: _Peer() for n in config.peers}
         self.moves_file = moves_file
@@ -401,6 +408,8 @@ class ResourceManager:
         result: OCFResult,
         detail: str,
     ) -> None:
+        if action in (ResourceAction.FAILOVER, ResourceAction.TAKEOVER):
+            self.taken[key, action] += 1
         if self._on_event is None:
             return
         self._on_event(
@@ -577,6 +586,8 @@ class ResourceManager:
                 "local_state": g.state.value,
                 "failcount": g.failcount,
                 "failed_here": key in self.failed,
+                "failovers": self.taken[key, ResourceAction.FAILOVER],
+                "takeovers": self.taken[key, ResourceAction.TAKEOVER],
                 "resources": [
                     {"name": r.bound.name, "agent": r.bound.resource.agent, "state": r.state}
                     for r in g.resources
