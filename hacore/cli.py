@@ -107,10 +107,11 @@ def run(
 ) -> None:
     """Run this node in the foreground until SIGTERM (what systemd expects)."""
     from hacore import logs
-    from hacore.daemon import Daemon
+    from hacore.daemon import Daemon, small_thread_stacks
     from hacore.metrics import MetricsError
     from hacore.transport import LinkError
 
+    small_thread_stacks()
     loaded = _load(source, node)
     paths = _paths(source, socket, state_dir)
     try:

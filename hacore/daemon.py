@@ -66,14 +66,20 @@ _EXCHANGE = frozenset({"status", "resource", "starting", "ask_resources", "hb_ta
 _NOTIFY_DRAIN_S = 5.0
 _MCL_CURRENT, _MCL_FUTURE = 1, 2
 # Agent workers and notifier lanes run shallow Python code; 8 MiB each, locked, is waste.
-_THREAD_STACK = 2 * 1024 * 1024
+_THREAD_STACK = 1024 * 1024
+
+
+def small_thread_stacks() -> None:
+    """Agent workers, notifier lanes and the log writer run shallow Python code: 1 MiB of stack
+    each instead of 8 MiB, which ``mlockall`` would otherwise make resident. Call before the
+    first thread starts."""
+    threading.stack_size(_THREAD_STACK)
 
 
 def _go_realtime() -> None:
     """Heartbeat's ``realtime on``: SCHED_FIFO and memory locked, so a loaded machine does not
     make us late. RESET_ON_FORK keeps agents and their children off the realtime class.
-    With memory locked every thread's stack is resident: threads get small stacks."""
-    threading.stack_size(_THREAD_STACK)
+    With memory locked every thread's stack is resident: see ``small_thread_stacks``."""
     try:
         policy = os.SCHED_FIFO | os.SCHED_RESET_ON_FORK
         os.sched_setscheduler(0, policy, os.sched_param(os.sched_get_priority_min(os.SCHED_FIFO)))

@@ -232,7 +232,7 @@ class Membership:
         if seq is not None:
             if peer.window is None:
                 peer.window = SenderWindow(generation)
-            old_generation = peer.window.generation
+            old_generation, old_highest = peer.window.generation, peer.window.highest
             verdict = peer.window.check(generation, seq)
             if verdict is SeqVerdict.STALE_GENERATION:
                 raise _InvalidError(
@@ -262,7 +262,9 @@ class Membership:
             if verdict is SeqVerdict.RESTART:
                 restarted = True
                 events.append(NodeRestarted(src, old_generation, generation))
-            if peer.window.missing(limit=1):
+            # A gap opens only when a number is skipped (cheap to see); while asking, the
+            # window itself is walked to find what is still missing.
+            if verdict is SeqVerdict.NEW and old_highest and seq > old_highest + 1:
                 self._gaps.gap_seen(src, now)
         elif peer.window is not None and generation < peer.window.generation:
             raise _InvalidError(Verdict.STALE_GENERATION, f"old generation {generation} of '{src}'")
