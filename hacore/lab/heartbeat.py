@@ -39,7 +39,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hacore.lab.netns import KILL_TIMEOUT, Host, LabError, _children, _require_tool, wait_for
+from hacore.lab.netns import (
+    KILL_TIMEOUT,
+    Host,
+    LabCommandError,
+    LabError,
+    _children,
+    _require_tool,
+    wait_for,
+)
 
 __all__ = [
     "HEARTBEAT",
@@ -49,6 +57,10 @@ __all__ = [
 ]
 
 HEARTBEAT = Path("/usr/libexec/heartbeat/heartbeat")
+# The package's administration scripts (hb_standby, hb_takeover, ...): HA_NOARCHBIN.
+HB_TOOLS = Path("/usr/share/heartbeat")
+# hb_standby and friends only write a message into heartbeat's FIFO; cl_status asks its API.
+TOOL_TIMEOUT = 30.0
 PACKAGE_HA_D = Path("/etc/ha.d")
 PACKAGE_VAR_LIB = Path("/var/lib/heartbeat")
 # What the heartbeat package itself installs in /etc/ha.d; heartbeat runs harc and the
@@ -57,6 +69,8 @@ SUPPORT_FILES = ("harc", "rc.d", "resource.d", "shellfuncs")
 NODE_LOG_DIR = "/var/log"
 LOGFILE = "/var/log/ha-log"
 DEBUGFILE = "/var/log/ha-debug"
+# Under a node's state directory: its /var/lib/heartbeat.
+_VAR_LIB = "var-lib-heartbeat"
 # Logged once the configuration is accepted and the media are open.
 READY_LINE = "Local status now set to: 'up'"
 # Logged once the start-up resource dance is over (see HeartbeatNode.wait_settled).
@@ -227,6 +241,11 @@ class HeartbeatNode:
     def running(self) -> bool:
         return self.proc.poll() is None
 
+    @property
+    def var_lib(self) -> Path:
+        """The node's /var/lib/heartbeat seen from outside: hb_uuid, hb_generation, hostcache."""
+        return self.state_dir / _VAR_LIB
+
     def master_pid(self) -> int | None:
         """The heartbeat master control process (as seen from the root PID namespace)."""
         for pid in _children(self.init_pid):
@@ -304,6 +323,59 @@ class HeartbeatNode:
             found, timeout, interval=0.02, what=f"{self.hostname} to log /{regex.pattern}/"
         )
 
+    def run_tool(
+        self, argv: Sequence[str | Path], *, timeout: float = TOOL_TIMEOUT, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command on this node as its administrator would: inside its mount, UTS,
+        network and PID namespaces (``/usr/share/heartbeat/hb_standby all``, ``cl_status
+        rscstatus``), so it sees the node's /etc/ha.d, /var/lib/heartbeat (the FIFO) and /run.
+
+        Bounded: after ``timeout`` the command and whatever it started are killed and
+        ``TimeoutError`` is raised. A non-zero exit raises ``LabCommandError`` when ``check``.
+        """
+        if not self.running():
+            raise LabError(f"heartbeat on {self.hostname} is not running: cannot run {argv[0]}")
+        _require_tool("nsenter", "util-linux")
+        command = ["nsenter", f"--target={self.init_pid}", "--mount", "--uts", "--net", "--pid"]
+        command += ["--", *map(str, argv)]
+        # A process group of its own: nsenter forks into the PID namespace, and a timeout must
+        # reach that child (and what it ran) too, not only nsenter.
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate(timeout=KILL_TIMEOUT)
+            raise TimeoutError(
+                f"`{' '.join(map(str, argv))}` on {self.hostname} did not finish within "
+                f"{timeout:g} s"
+            ) from None
+        if check and proc.returncode != 0:
+            raise LabCommandError(command, proc.returncode, stdout, stderr)
+        return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
+
+    def standby(self, scope: str = "all") -> None:
+        """``hb_standby SCOPE`` on this node: it only asks, so this returns before anything
+        moves (watch the address, or the log's "Standby resource acquisition done")."""
+        self.run_tool([HB_TOOLS / "hb_standby", scope])
+
+    def takeover(self, scope: str = "all") -> None:
+        """``hb_takeover SCOPE`` on this node; like ``standby``, it returns at once."""
+        self.run_tool([HB_TOOLS / "hb_takeover", scope])
+
+    def rscstatus(self) -> str:
+        """``cl_status rscstatus``: what this node holds (none, local, foreign, all) or
+        ``transition`` while resources move."""
+        return self.run_tool(["cl_status", "rscstatus"]).stdout.strip()
+
     def describe(self) -> str:
         """The tail of the log and of heartbeat's own output, for error messages."""
         tail = "\n".join(self.log().splitlines()[-15:])
@@ -350,7 +422,7 @@ def start_heartbeat(
     assert logfile is not None and debugfile is not None  # checked just above
 
     state = host.lab.workdir / f"heartbeat-{host.name}"
-    var_lib, log_dir = state / "var-lib-heartbeat", state / "log"
+    var_lib, log_dir = state / _VAR_LIB, state / "log"
     if not PACKAGE_VAR_LIB.is_dir():
         raise LabError(
             f"{PACKAGE_VAR_LIB} is missing: install heartbeat (apt-get install heartbeat)"
