@@ -293,3 +293,14 @@ def test_a_message_no_longer_held_is_refused_with_a_nak() -> None:
     naks = [e.message for e in events if isinstance(e, Send)]
     assert [m.type for m in naks] == ["NS_nak_rexmit"]
     assert naks[0].get("firstseq") == "1" and naks[0].get("dest") == "a"
+
+
+def test_a_heartbeat_peers_reqnodes_is_answered_with_the_node_list() -> None:
+    net = Network(["a", "b"], FAST)
+    net.run(0.2)
+    ask = net.nodes["b"].membership.message("reqnodes", [("dest", "a")], net.wall())
+    events = net.inject("a", ask)
+    (reply,) = [e.message for e in events if isinstance(e, Send)]
+    assert reply.type == "repnodes"
+    assert reply.get("dest") == "b"
+    assert set((reply.get("nodelist") or "").split()) == {"a", "b"}

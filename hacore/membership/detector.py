@@ -39,6 +39,7 @@ from hacore.membership.wire import Message, Verdict
 
 STATUS = "status"
 SHUTDONE = "shutdone"
+REQNODES, REPNODES = "reqnodes", "repnodes"
 # Heartbeat's hopfudge default: the ttl field is hopfudge + node count (only serial rings use it).
 HOPFUDGE = 1
 
@@ -281,6 +282,13 @@ class Membership:
         if type_ == rexmit.REXMIT:
             if msg.get("dest") == self.local:
                 events += self._retransmit(src, msg, now, wall)
+        elif type_ == REQNODES:
+            # A Heartbeat peer whose flow control is on asks who is in the cluster, every
+            # second until answered; without an answer it never reaches comm-up.
+            if msg.get("dest") == self.local:
+                nodelist = "".join(f"{n} " for n in (self.local, *self._peers))
+                reply = [("dest", src), ("nodelist", nodelist), ("delnodelist", "")]
+                events.append(Send(self.message(REPNODES, reply, wall)))
         elif type_ == STATUS and seq is not None and peer.window and seq < peer.window.highest:
             pass  # a late or retransmitted status is older news than the one we acted on
         elif type_ == STATUS:

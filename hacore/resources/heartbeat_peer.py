@@ -65,6 +65,10 @@ class HeartbeatPeer:
     handshake: Handshake = Handshake.NONE
     word: str = r1.NONE  # the set in the handshake, relative to us
     since: float = 0.0
+    # While it gives, the rsc_hold it announces runs ahead of its release script: kept here
+    # until its ask_resources info=done says the groups are really free.
+    pending_hold: str | None = None
+    ready_to_take: bool = False
 
     def announcement(self, preferred: Mapping[str, str]) -> fields.Announcement | None:
         if self.hold is None:
@@ -93,6 +97,8 @@ class HeartbeatPeer:
                 # Heartbeat says "none" before it releases anything (then shutdone): keep
                 # what it held until its shutdone ends it, or we would start a second copy.
                 self.leaving = True
+            elif self.handshake is Handshake.TAKING:
+                self.pending_hold = msg.get("rsc_hold") or r1.NONE
             else:
                 self.hold = msg.get("rsc_hold") or r1.NONE
         elif msg.type == TAKEOVER:
@@ -109,11 +115,17 @@ class HeartbeatPeer:
             # It goes standby for ``word`` (its words): agree, and take once it released.
             self.gives(word, at_ms)
             self.handshake, self.word, self.since = Handshake.TAKING, mirror(word), now
+            self.ready_to_take, self.pending_hold = False, None
             log.info("%s goes standby for its %s groups: taking them", self.name, word)
             return [(ASK, [("rsc_hold", word), ("info", "other")])]
         if info == "other" and self.handshake is Handshake.ASKED:
             log.info("%s agreed to take our %s groups", self.name, self.word)
             self.handshake = Handshake.GIVING
+        elif info == "done" and self.handshake is Handshake.TAKING:
+            # Its release is complete: what it said it holds is now true; we may start.
+            self.ready_to_take = True
+            if self.pending_hold is not None:
+                self.hold, self.pending_hold = self.pending_hold, None
         return []
 
     # -------------------------------------------------------------- our side
@@ -131,6 +143,8 @@ class HeartbeatPeer:
 
     def settled(self) -> list[tuple[str, Fields]]:
         """Our side of the handshake is finished: say done (once) and close it."""
+        if self.handshake is Handshake.TAKING and not self.ready_to_take:
+            return []  # it has not said done yet: whatever we hold now was ours before
         if self.handshake in (Handshake.GIVING, Handshake.TAKING):
             self.handshake = Handshake.NONE
             return [(ASK, [("rsc_hold", self.word), ("info", "done")])]

@@ -182,6 +182,14 @@ class ResourceManager:
         announcement = fields.decode(msg)
         if announcement is None:
             announcement = self._from_heartbeat(node, peer, msg)
+            if msg.type in (ASK, TAKEOVER):
+                peer.announcement = announcement
+                self.replan()  # a handshake step: what we may stop or start has changed
+                return
+            if msg.type == r1.RESOURCE and msg.get("rtype") == "full":
+                # Its answer to our t=starting: Heartbeat waits for our own stable
+                # t=resource before it counts us in (and before any standby).
+                self._send_resource()
         elif msg.type in (ASK, TAKEOVER):
             return  # hacore peers move groups by their announcements alone
         if announcement != peer.announcement:
