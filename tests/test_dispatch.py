@@ -323,6 +323,6 @@ def test_lanes_run_at_normal_priority_when_made_from_a_realtime_thread() -> None
     maker.start()
     maker.join(5)
     if refused:
-        pytest.skip(f"cannot use SCHED_FIFO here: {refused[0].strerror}")
+        pytest.fail(f"cannot use SCHED_FIFO here ({refused[0].strerror}): run the tests as root")
     assert lanes.close(timeout_s=5) == 0
     assert policies == [os.SCHED_OTHER]
