@@ -66,6 +66,14 @@ class AddressAgent(Agent):
         self.port: AddressPort = port if port is not None else NetlinkAddressPort()
         self.announcer: AnnouncerPort = announcer if announcer is not None else Announcer()
         self._spec: VipSpec | None = None
+        # Where start puts the address, looked up ahead (by the start-up probe, validate, or
+        # the previous start) so that a failover's start is one RTM_NEWADDR and the ARP. It
+        # can go stale while the node waits: start checks it against the kernel right after
+        # announcing, off the clients' path, and repairs what changed.
+        self._placement: Placement | None = None
+        # What our own start added (with its flags as the kernel reported them), so that stop
+        # deletes it in one request instead of looking for it first.
+        self._added: tuple[Link, Address] | None = None
 
     # -- configuration ----------------------------------------------------------------------
 
@@ -109,44 +117,61 @@ class AddressAgent(Agent):
     # -- actions ----------------------------------------------------------------------------
 
     async def validate(self) -> None:
-        await self._place(self.spec)
+        self._placement = await self._place(self.spec)
 
     async def start(self) -> None:
         spec = self.spec
-        where = await self._place(spec)
-        link, held = where.link, await self._held_on(where.link, spec)
         if spec.label is not None and spec.version == 6:
             log.warning("%s: iflabel is ignored: IPv6 addresses have no labels", spec.ip)
-        if held is None:
+        self._added = None
+        # An IPv6 prefix route does not say which address made it, so after the add the
+        # recheck could not tell the subnet's own route from ours: IPv6 uses a cached
+        # placement only when it comes from the parameters alone.
+        from_params = spec.nic is not None and spec.prefixlen is not None
+        cached = self._placement if spec.version == 4 or from_params else None
+        where = None
+        if cached is not None and await self._add(cached, spec, cached=True):
+            where = cached
+        if where is None:
+            where = self._placement = await self._place(spec)
             await self._add(where, spec)
-        else:
-            log.info("%s is already on %s; announcing it again", held.interface, link.name)
+        announced = False
+        if where is cached:
+            if where.link.admin_up and (spec.version == 4 or spec.nodad):
+                # The address answers now: tell the link before anything else.
+                await self._announce(where.link, spec, spec.announce.count)
+                announced = True
+            where = await self._recheck(where, spec)
+            announced = announced and _key(where) == _key(cached)
+        link = where.link
         if not link.admin_up:
             await self._kernel(self.port.set_link_up(link.index), f"cannot bring {link.name} up")
+            announced = False
         if spec.version == 6 and not spec.nodad and not await self._settle_dad(link, spec):
             return
-        await self._announce(link, spec, spec.announce.count)
+        if not announced:
+            await self._announce(link, spec, spec.announce.count)
+        held = await self._held_on(link, spec)
+        self._added = (link, held) if held is not None else None
 
     async def stop(self) -> None:
         spec = self.spec
         # First, so that no announcement claims the address once it is gone.
         await self.announcer.cancel()
-        found = await self._find(spec)
-        if found is None:
+        added, self._added = self._added, None
+        if added is not None and await self._delete(*added, missing_ok=True):
             return
-        link, held = found
-        if held.interface.version == 4 and not held.flags & AddressFlag.SECONDARY:
-            await self._keep_secondaries(link)
-        try:
-            await self.port.delete_address(link.index, held.interface)
-        except OSError as err:
-            if err.errno == errno.EADDRNOTAVAIL:  # gone meanwhile: what stop wants
-                return
-            raise self._error(err, f"cannot delete {held.interface} from {link.name}") from None
-        log.info("deleted %s from %s", held.interface, link.name)
+        found = await self._find(spec)
+        if found is not None:
+            await self._delete(*found, missing_ok=False)
 
     async def monitor(self, depth: int = 0) -> OCFResult:
         spec = self.spec
+        if self._placement is None:
+            # The start-up probe: look up where a start would put the address while nothing
+            # hurries. A placement problem is start's and validate's to report, not monitor's.
+            with contextlib.suppress(AgentError):
+                self._placement = await self._place(spec)
         found = await self._find(spec)
         if found is None:
             return OCFResult.NOT_RUNNING
@@ -164,10 +189,19 @@ class AddressAgent(Agent):
             await self._announce(link, spec, spec.announce.refresh)
         return OCFResult.SUCCESS
 
+    async def close(self) -> None:
+        """Release what the agent keeps between actions (its netlink socket); run it on the
+        loop its actions ran on. The agent stays usable: the next action opens a new one."""
+        await self.announcer.cancel()
+        close = getattr(self.port, "close", None)
+        if close is not None:
+            close()
+
     # -- steps ------------------------------------------------------------------------------
 
-    async def _place(self, spec: VipSpec) -> Placement:
-        """Where start puts the address; ConfigurationError if it cannot be placed."""
+    async def _place(self, spec: VipSpec, *, added: bool = False) -> Placement:
+        """Where start puts the address; ConfigurationError if it cannot be placed. With
+        ``added``, the address is there already: the route its adding made does not count."""
         if spec.nic is not None:
             link = await self._kernel(self.port.link(spec.nic), f"cannot look up {spec.nic}")
             links = [link] if link is not None else []
@@ -176,6 +210,8 @@ class AddressAgent(Agent):
         routes = []
         if links and (spec.nic is None or spec.prefixlen is None):
             routes = await self._kernel(self.port.routes(spec.version), "cannot list routes")
+            if added:
+                routes = [r for r in routes if r.source != spec.ip]
         try:
             return place(spec, links, routes)
         except PlacementError as err:
@@ -221,7 +257,9 @@ class AddressAgent(Agent):
         )
         return next((a for a in addresses if a.ip == spec.ip), None)
 
-    async def _add(self, where: Placement, spec: VipSpec) -> None:
+    async def _add(self, where: Placement, spec: VipSpec, *, cached: bool = False) -> bool:
+        """Add the address where placed; True once it is there (added now, or held already).
+        With a ``cached`` placement, False if its link is gone (a fresh one is needed)."""
         new = NewAddress(
             index=where.link.index,
             interface=where.interface,
@@ -234,10 +272,13 @@ class AddressAgent(Agent):
         try:
             await self.port.add_address(new)
         except OSError as err:
-            # Added meanwhile by someone else (another start racing this one): held is held.
+            if cached and err.errno == errno.ENODEV:
+                return False
+            # Held already (started twice), or added meanwhile by someone else racing this
+            # start: held is held, and start announces it again.
             if err.errno == errno.EEXIST and await self._held_on(where.link, spec) is not None:
-                log.info("%s appeared on %s meanwhile", spec.ip, where.link.name)
-                return
+                log.info("%s is already on %s; announcing it again", spec.ip, where.link.name)
+                return True
             raise self._error(err, f"cannot add {where.interface} to {where.link.name}") from None
         log.info(
             "added %s to %s%s",
@@ -245,6 +286,40 @@ class AddressAgent(Agent):
             where.link.name,
             f" as {where.label}" if where.label else "",
         )
+        return True
+
+    async def _recheck(self, used: Placement, spec: VipSpec) -> Placement:
+        """Check a cached placement that start used against the kernel now; if the address
+        belongs elsewhere by now (the link was replaced, the subnet moved), move it there.
+        Returns the fresh placement."""
+        fresh = self._placement = await self._place(spec, added=True)
+        if _site(fresh) != _site(used):
+            log.warning(
+                "%s: where it belongs changed since it was looked up (%s, now %s); moving it",
+                spec.ip,
+                _describe(used),
+                _describe(fresh),
+            )
+            held = await self._held_on(used.link, spec)
+            if held is not None:
+                await self._delete(used.link, held, missing_ok=True)
+            await self._add(fresh, spec)
+        return fresh
+
+    async def _delete(self, link: Link, held: Address, *, missing_ok: bool) -> bool:
+        """Delete ``held`` from ``link``; False if it was not there (only with ``missing_ok``:
+        the caller looks for it elsewhere), True once it is gone."""
+        if held.interface.version == 4 and not held.flags & AddressFlag.SECONDARY:
+            await self._keep_secondaries(link)
+        try:
+            await self.port.delete_address(link.index, held.interface)
+        except OSError as err:
+            if err.errno in (errno.EADDRNOTAVAIL, errno.ENODEV):
+                # Gone meanwhile, or its link is: what stop wants, unless it is elsewhere.
+                return not missing_ok
+            raise self._error(err, f"cannot delete {held.interface} from {link.name}") from None
+        log.info("deleted %s from %s", held.interface, link.name)
+        return True
 
     async def _settle_dad(self, link: Link, spec: VipSpec) -> bool:
         """Wait for IPv6 duplicate address detection. False if it is still running at the
@@ -322,3 +397,17 @@ def _dad_failed(spec: VipSpec, link: Link) -> str:
         f"duplicate address detection failed for {spec.ip} on {link.name}: another host "
         "on the link already uses it"
     )
+
+
+def _key(where: Placement) -> tuple[object, ...]:
+    """Everything an announcement depends on: the site, and the link's name and MAC."""
+    return (*_site(where), where.link.name, where.link.mac)
+
+
+def _site(where: Placement) -> tuple[object, ...]:
+    """Where the address is, as the kernel holds it: link index, prefix, broadcast, label."""
+    return (where.link.index, where.interface, where.broadcast, where.label)
+
+
+def _describe(where: Placement) -> str:
+    return f"{where.interface} on {where.link.name} (index {where.link.index})"

@@ -50,6 +50,7 @@ class FakeAddressPort:
         self.promote: set[str] = set()
         self.fail: dict[str, OSError] = {}
         self.calls: list[str] = []
+        self._next_index = 1  # as in the kernel, a removed link's index is not reused at once
 
     # -- setting the scene --------------------------------------------------------------------
 
@@ -62,7 +63,7 @@ class FakeAddressPort:
         mac: bytes | None = None,
         hwtype: int = 1,
     ) -> Link:
-        index = max(self._links, default=0) + 1
+        index, self._next_index = self._next_index, self._next_index + 1
         link = Link(
             index=index,
             name=name,
@@ -74,6 +75,13 @@ class FakeAddressPort:
         self._links[index] = link
         self.carrier[index] = carrier
         return link
+
+    def remove_link(self, name: str) -> None:
+        """The link vanishes with its addresses and routes (``ip link del``)."""
+        index = self._by_name(name).index
+        self._addresses = [a for a in self._addresses if a.index != index]
+        self._extra_routes = [r for r in self._extra_routes if r.index != index]
+        del self._links[index], self.carrier[index]
 
     def assign(self, name: str, interface: str, *, flags: AddressFlag = NO_FLAGS) -> Address:
         """Put an address on a link as the node's own configuration would."""
@@ -94,6 +102,9 @@ class FakeAddressPort:
         self._links[link.index] = replace(
             link, admin_up=up, operstate=self._operstate(up, self.carrier[link.index])
         )
+
+    def link_index(self, name: str) -> int:
+        return self._by_name(name).index
 
     def held(self, name: str) -> list[str]:
         """The addresses on a link, as ``ip/prefix`` strings."""
@@ -123,9 +134,17 @@ class FakeAddressPort:
     async def routes(self, version: int) -> list[Route]:
         self._enter("routes")
         connected = [
-            Route(a.interface.network, a.index, RT_SCOPE_LINK, 0 if version == 4 else 256)
+            # IPv4: one route per subnet, made by its primary address and naming it.
+            Route(
+                a.interface.network,
+                a.index,
+                RT_SCOPE_LINK,
+                0 if version == 4 else 256,
+                a.ip if version == 4 else None,
+            )
             for a in self._addresses
             if a.interface.version == version
+            and not a.flags & AddressFlag.SECONDARY
             and a.interface.network.prefixlen < a.interface.max_prefixlen
             and not a.flags & AddressFlag.NOPREFIXROUTE
             and self._links[a.index].admin_up

@@ -3,6 +3,9 @@ that pings it and watches the link, a bridge between them (see ipaddr_lab)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 import statistics
 import struct
 import time
@@ -312,6 +315,61 @@ def test_ipv6_start_waits_out_duplicate_address_detection(lab: Lab, node: Namesp
         assert capture.frames(na_for(VIP6), count=1, timeout=5)
     finally:
         capture.close()
+
+
+# -- the netlink socket ------------------------------------------------------------------------
+
+
+def netlink_sockets() -> int:
+    """How many netlink sockets this process has open (any namespace)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:") and _is_netlink(fd)
+    return count
+
+
+def _is_netlink(fd: str) -> bool:
+    try:
+        sock = socket.socket(fileno=int(fd))
+    except OSError:
+        return False
+    try:
+        return sock.family == socket.AF_NETLINK
+    finally:
+        sock.detach()
+
+
+def test_one_netlink_socket_serves_every_action_until_closed(lab: Lab, node: NamespaceLoop) -> None:
+    before = netlink_sockets()
+    vip = make(ip=VIP, nic="eth0", cidr_netmask="24", arp_count="1")
+    assert node.run(vip.monitor()) is OCFResult.NOT_RUNNING
+    for _ in range(3):
+        node.run(vip.start())
+        assert node.run(vip.monitor()) is OCFResult.SUCCESS
+        node.run(vip.stop())
+    assert netlink_sockets() == before + 1
+    node.run(vip.close())
+    assert netlink_sockets() == before
+    node.run(vip.start())  # a closed agent opens a new socket when it needs one
+    assert lab.holds(lab.node, VIP)
+    node.run(vip.stop())
+    del vip  # dropping the agent closes its socket, on the loop it was opened on
+    wait_for(lambda: netlink_sockets() == before, timeout=SEEN, what="the socket closed")
+
+
+def test_an_agent_moved_to_another_loop_opens_a_socket_there(lab: Lab) -> None:
+    # The runner gives a group a new worker thread (and loop) when an agent hung there; the
+    # old loop lives on, and the old socket is closed on it.
+    before = netlink_sockets()
+    vip = make(ip=VIP, nic="eth0", cidr_netmask="24", arp_count="1")
+    with NamespaceLoop(lab.node) as first, NamespaceLoop(lab.node) as second:
+        first.run(vip.start())
+        second.run(vip.stop())
+        assert not lab.holds(lab.node, VIP)
+        wait_for(lambda: netlink_sockets() == before + 1, timeout=SEEN, what="one socket")
+        second.run(vip.close())
+    assert netlink_sockets() == before
 
 
 # -- the conformance kit -----------------------------------------------------------------------
