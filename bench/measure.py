@@ -29,6 +29,7 @@ __all__ = [
     "sample_footprints",
     "silence_between",
     "start_cpu_load",
+    "wait_quiet",
 ]
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -135,6 +136,34 @@ def sample_footprints(
             processes=len(pids),
         )
     return result
+
+
+# What "past the start-up work" means: every node's daemon under this share of one core over
+# one window (steady state is 0.01-2 %; start-up — imports, the probe, first exchanges — is
+# tens of %). Bounded: a daemon that never goes quiet is measured anyway, and said so.
+QUIET_PERCENT = 5.0
+QUIET_WINDOW_S = 0.5
+QUIET_TIMEOUT_S = 20.0
+
+
+def wait_quiet(
+    nodes: Mapping[str, Callable[[], Sequence[int]]],
+    *,
+    below_percent: float = QUIET_PERCENT,
+    window_s: float = QUIET_WINDOW_S,
+    timeout_s: float = QUIET_TIMEOUT_S,
+) -> tuple[float, bool]:
+    """Wait until, over one ``window_s`` window, each ``nodes[name]()`` used less than
+    ``below_percent`` of a core: the start-up work is over and a footprint can begin. Returns
+    (seconds waited, whether it went quiet before ``timeout_s``)."""
+    first = time.monotonic()
+    while True:
+        got = sample_footprints(nodes, window_s, slice_s=window_s)
+        waited = time.monotonic() - first
+        if all(fp.mean_cpu_percent < below_percent for fp in got.values()):
+            return waited, True
+        if waited >= timeout_s:
+            return waited, False
 
 
 def _cpu_by_pid(pids: Sequence[int]) -> dict[int, int]:

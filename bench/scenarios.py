@@ -25,6 +25,7 @@ from bench.measure import (
     sample_footprints,
     silence_between,
     start_cpu_load,
+    wait_quiet,
 )
 from bench.peers import VIP, HacorePair, Pair, make_pair
 from bench.profiles import PROFILES, Profile
@@ -291,11 +292,13 @@ def footprint(run: Run, opts: Options) -> None:
             opts.say(f"{scenario} {system}: {opts.footprint_s:g} s")
             try:
                 with cluster.repetition(cpu) as pair:
-                    time.sleep(2.0)  # past the start-up work
-                    got = sample_footprints(
-                        {name: functools.partial(pair.daemon_pids, name) for name in pair.hosts},
-                        opts.footprint_s,
-                    )
+                    daemons = {
+                        name: functools.partial(pair.daemon_pids, name) for name in pair.hosts
+                    }
+                    waited, quiet = wait_quiet(daemons)  # past the start-up work
+                    if not quiet:
+                        opts.say(f"{scenario} {system}: still busy after {waited:.1f} s")
+                    got = sample_footprints(daemons, opts.footprint_s)
                     for name, fp in got.items():
                         for value in fp.cpu_percent:
                             cpu.add(value, node=name)

@@ -101,9 +101,20 @@ _AUTH_VALUE = re.compile(rf"(0|[1-9][0-9]?) ([0-9a-f]{{1,{MAX_TOKEN_LEN}}})")
 _AUTH_VALUE_BYTES = re.compile(_AUTH_VALUE.pattern.encode("ascii"))
 
 
+# Names already found good. Every message repeats the same dozen or so names, and checking
+# one by regex costs more than the rest of its encoding; bounded, so that names chosen by
+# whoever builds messages cannot grow it without limit.
+_GOOD_NAMES: set[str] = set()
+_GOOD_NAMES_MAX = 1024
+
+
 def _name_problem(name: object) -> str | None:
+    if name.__class__ is str and name in _GOOD_NAMES:
+        return None
     if not isinstance(name, str) or _NAME.fullmatch(name) is None:
         return f"field name {name!r:.40} is not 1-{MAX_NAME_LEN} printable ASCII without '='"
+    if len(_GOOD_NAMES) < _GOOD_NAMES_MAX and name.__class__ is str:
+        _GOOD_NAMES.add(name)
     return None
 
 
@@ -112,6 +123,10 @@ def _value_problem(value: object) -> str | None:
         return None
     if not isinstance(value, str):
         return f"field value must be str or bytes, not {type(value).__name__}"
+    # Printable ASCII (0x20-0x7e) has no control character: checked in C, without the regex,
+    # for the values messages carry; anything else gets the full check.
+    if value.isascii() and value.isprintable():
+        return None
     if _CONTROL.search(value) is not None:
         return "string field contains a control character"
     return None
@@ -138,13 +153,22 @@ class Message:
     def of(cls, *pairs: tuple[str, Value]) -> Message:
         return cls(tuple(pairs))
 
+    @classmethod
+    def _checked(cls, fields: tuple[tuple[str, Value], ...]) -> Message:
+        """A message of fields taken from messages (checked when those were made): sealing
+        derives two messages from every message sent, and checking again is wasted."""
+        msg = object.__new__(cls)
+        object.__setattr__(msg, "fields", fields)
+        return msg
+
     def with_fields(self, *pairs: tuple[str, Value]) -> Message:
         """A copy with ``pairs`` appended."""
-        return Message(self.fields + tuple(pairs))
+        Message(pairs)  # checks the new fields only
+        return Message._checked(self.fields + pairs)
 
     def without(self, *names: str) -> Message:
         """A copy without any field called one of ``names``."""
-        return Message(tuple(f for f in self.fields if f[0] not in names))
+        return Message._checked(tuple(f for f in self.fields if f[0] not in names))
 
     def _first(self, name: str) -> Value | None:
         for field_name, value in self.fields:
@@ -187,12 +211,6 @@ class Decoded:
 # --- encoding --------------------------------------------------------------------------
 
 
-def _raw(value: Value) -> tuple[FieldType, bytes]:
-    if isinstance(value, str):
-        return FieldType.STRING, value.encode("utf-8")
-    return FieldType.BINARY, value
-
-
 def _netstring(payload: bytes) -> bytes:
     return b"%d:%s," % (len(payload), payload)
 
@@ -200,10 +218,18 @@ def _netstring(payload: bytes) -> bytes:
 def encode_body(msg: Message) -> bytes:
     """``###\\n``, the fields as netstrings, ``%%%\\n``: the bytes the trailing token covers,
     exactly as libplumb's ``msg2netstring`` writes them."""
+    # One formatting step per field (this runs for every datagram sent): the netstring
+    # ``<len>:(<type>)<name>=<value>,`` whose payload is 4 bytes longer than name and value;
+    # names are ASCII, so their length in characters is their length in bytes.
     parts = [NETSTRING_START]
     for name, value in msg.fields:
-        kind, raw = _raw(value)
-        parts.append(_netstring(b"(%d)%s=%s" % (kind, name.encode("ascii"), raw)))
+        if isinstance(value, str):
+            raw = value.encode("utf-8")
+            parts.append(b"%d:(0)%s=%s," % (len(name) + len(raw) + 4, name.encode("ascii"), raw))
+        else:
+            parts.append(
+                b"%d:(1)%s=%s," % (len(name) + len(value) + 4, name.encode("ascii"), value)
+            )
     parts.append(NETSTRING_END)
     return b"".join(parts)
 
@@ -224,7 +250,17 @@ def _classic_line(name: str, value: Value) -> bytes:
 def nohead_text(msg: Message) -> bytes:
     """The classic text without ``>>>``/``<<<`` and without ``auth`` fields: what the inner
     (classic) auth token covers, as libplumb's ``msg2string_buf(..., NOHEAD)`` writes it."""
-    return b"".join(_classic_line(n, v) for n, v in msg.fields if n != AUTH_FIELD)
+    # Every datagram sent is signed over this text: string fields (nearly all) are written
+    # here in one step each; binary ones as _classic_line does.
+    parts = []
+    for name, value in msg.fields:
+        if name == AUTH_FIELD:
+            continue
+        if isinstance(value, str):
+            parts.append(b"%s=%s\n" % (name.encode("ascii"), value.encode("utf-8")))
+        else:
+            parts.append(_classic_line(name, value))
+    return b"".join(parts)
 
 
 def with_inner_auth(msg: Message, key: AuthKey) -> Message:
