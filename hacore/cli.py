@@ -1,8 +1,9 @@
 """``hactl``: run a node, ask it how the cluster is, check and convert configurations.
 
 Exit status: 0 success, 1 failure, 2 bad configuration or usage, 3 daemon not running (as LSB
-``status`` and ``heartbeat -s``). Bad input is reported as ``file:line: message`` lines, never as
-a traceback.
+``status`` and ``heartbeat -s``). Query commands answer as pcs does: 0 yes, 2 no, 1 error (3 still
+means no daemon to ask). Bad input is reported as ``file:line: message`` lines, never as a
+traceback.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 import sys
 import time
 from pathlib import Path
@@ -28,6 +30,9 @@ from hacore.statusview import format_status
 
 EXIT_CONFIG = 2
 EXIT_NOT_RUNNING = 3
+# pcs-style answers of the query commands (resource locate, node status): 0 yes, 2 no, 1 error.
+EXIT_NO = 2
+EXIT_ERROR = 1
 DEFAULT_TOML = Path("/etc/hacore/cluster.toml")
 
 
@@ -112,11 +117,14 @@ def run(
     from hacore.transport import LinkError
 
     small_thread_stacks()
+    # A SIGHUP (systemctl reload) before the loop installs its handler must not kill us; a
+    # caught signal, unlike an ignored one, is reset to default in the agents we exec.
+    signal.signal(signal.SIGHUP, lambda _sig, _frame: None)
     loaded = _load(source, node)
     paths = _paths(source, socket, state_dir)
     try:
         # Agents and plugins are found and checked before anything starts.
-        daemon = Daemon(loaded.config, paths)
+        daemon = Daemon(loaded.config, paths, node_name=node)
     except ConfigError as err:
         _fail([str(p) for p in err.problems], EXIT_CONFIG)
     listener = logs.setup(loaded.config, verbose=verbose)
@@ -193,8 +201,12 @@ def config() -> None:
 @config.command("check")
 @config_option
 @node_option
-def config_check(source: Path | None, node: str | None) -> None:
-    """Validate ha.cf/authkeys/haresources or a cluster.toml; print every problem."""
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def config_check(source: Path | None, node: str | None, as_json: bool) -> None:
+    """Validate ha.cf/authkeys/haresources or a cluster.toml; print every problem.
+
+    Exit status 0 when it can run (warnings allowed), 2 when it has errors.
+    """
     from hacore.plugins import PluginError, plugin_manager
     from hacore.resources.binding import bind
 
@@ -210,11 +222,27 @@ def config_check(source: Path | None, node: str | None) -> None:
                 problems += tuple(Problem(Location(str(where)), text) for text in found)
         except PluginError as err:
             problems += (Problem(Location(str(where)), str(err)),)
-    for problem in problems:
-        click.echo(str(problem), err=True)
-    if any(p.severity is Severity.ERROR for p in problems):
+    ok = not any(p.severity is Severity.ERROR for p in problems)
+    if as_json:
+        found = [_problem_json(p) for p in problems]
+        click.echo(json.dumps({"ok": ok, "problems": found}, indent=2))
+    else:
+        for problem in problems:
+            click.echo(str(problem), err=True)
+    if not ok:
         sys.exit(EXIT_CONFIG)
-    click.echo("configuration OK")
+    if not as_json:
+        click.echo("configuration OK")
+
+
+def _problem_json(problem: Problem) -> dict[str, Any]:
+    return {
+        "file": problem.location.file,
+        "line": problem.location.line or None,
+        "severity": problem.severity.value,
+        "message": problem.message,
+        "text": str(problem),
+    }
 
 
 @config.command("import")
@@ -230,6 +258,67 @@ def config_check(source: Path | None, node: str | None) -> None:
 def config_import(directory: Path, node: str | None, output: Path | None) -> None:
     """Turn a Heartbeat /etc/ha.d into a cluster.toml."""
     _write_private(to_toml(_load(directory, node).config), output, replace=True)
+
+
+# A reload may stop and start changed groups before it answers.
+RELOAD_TIMEOUT_S = 300.0
+
+
+@config.command("reload")
+@config_option
+@socket_option
+def config_reload(source: Path | None, socket: Path | None) -> None:
+    """Make the running daemon read its configuration again (as SIGHUP does).
+
+    The new configuration is checked first; when it is refused (exit 2) the old one keeps
+    running. Otherwise what changed is applied without moving the groups that did not change:
+    timers, keys, plugins' settings, monitors, added, removed and changed groups. Changes to
+    the nodes, the local node name or the links need a restart.
+    """
+    path = _paths(source, socket).socket
+    try:
+        reply = request(path, "reload", timeout=RELOAD_TIMEOUT_S)
+    except ControlError as err:
+        _fail([f"hactl config reload: {err}"], EXIT_NOT_RUNNING)
+    for line in reply.get("warnings") or []:
+        click.echo(str(line), err=True)
+    if reply.get("refused"):
+        lines = [str(line) for line in reply.get("problems", [])]
+        _fail(
+            [*lines, "hactl config reload: refused; the old configuration keeps running"],
+            EXIT_CONFIG,
+        )
+    if not reply.get("ok"):
+        _fail([f"hactl config reload: {reply.get('error')}"], 1)
+    applied = reply.get("applied") or []
+    for line in applied:
+        click.echo(f"applied {line}")
+    if not applied:
+        click.echo("nothing changed")
+    errors = reply.get("errors") or []
+    if errors:
+        _fail([f"hactl config reload: {e}" for e in errors], 1)
+
+
+@main.command()
+@click.argument("mode", type=click.Choice(["on", "off"]))
+@config_option
+@socket_option
+def maintenance(mode: str, source: Path | None, socket: Path | None) -> None:
+    """Maintenance mode (Pacemaker's maintenance-mode) for this node's resources.
+
+    on: nothing is started, stopped or monitored here; what runs keeps running, and nothing
+    fails over to or away from this node because of its resources (membership carries on). It
+    persists across daemon restarts. off: the resources are probed again and managed as usual.
+    """
+    path = _paths(source, socket).socket
+    try:
+        reply = request(path, "maintenance", timeout=RELOAD_TIMEOUT_S, on=mode == "on")
+    except ControlError as err:
+        _fail([f"hactl maintenance: {err}"], EXIT_NOT_RUNNING)
+    if not reply.get("ok"):
+        _fail([f"hactl maintenance: {reply.get('error')}"], 1)
+    click.echo(f"maintenance mode {mode}")
 
 
 @main.command()
@@ -306,6 +395,8 @@ def _command(source: Path | None, socket: Path | None, cmd: str, **args: Any) ->
         _fail([f"hactl {cmd}: {err}"], EXIT_NOT_RUNNING)
     if not reply.get("ok"):
         _fail([f"hactl {cmd}: {reply.get('error')}"], 1)
+    if reply.get("warning"):
+        click.echo(f"hactl {cmd}: warning: {reply['warning']}", err=True)
     return reply
 
 
@@ -381,9 +472,43 @@ def resource_list(source: Path | None, socket: Path | None, as_json: bool) -> No
 @resource.command("status")
 @config_option
 @socket_option
-def resource_status(source: Path | None, socket: Path | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def resource_status(source: Path | None, socket: Path | None, as_json: bool) -> None:
     """What this node holds: none, local, foreign, all or transition (cl_status rscstatus)."""
-    click.echo(_command(source, socket, "status")["status"]["rscstatus"])
+    rscstatus = _command(source, socket, "status")["status"]["rscstatus"]
+    if as_json:
+        click.echo(json.dumps({"rscstatus": rscstatus}, indent=2))
+        return
+    click.echo(rscstatus)
+
+
+@resource.command("locate")
+@click.argument("group")
+@config_option
+@socket_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def resource_locate(group: str, source: Path | None, socket: Path | None, as_json: bool) -> None:
+    """Print the node(s) holding GROUP: its key (as in `resource list`), or the instance or
+    agent name of one of its resources when only one group has it.
+
+    Exit status 0 when a node holds it, 2 when none does, 1 when there is no such group.
+    """
+    groups = _command(source, socket, "status")["status"]["groups"]
+    found = [g for g in groups if g["key"] == group] or [
+        g for g in groups if any(group in (r["name"], r["agent"]) for r in g["resources"])
+    ]
+    if len(found) != 1:
+        why = "no group" if not found else "more than one group has a resource"
+        _fail([f"hactl resource locate: {why} '{group}' (see hactl resource list)"], EXIT_ERROR)
+    (entry,) = found
+    holders: list[str] = entry["holders"]
+    if as_json:
+        click.echo(json.dumps({"group": entry["key"], "holders": holders}, indent=2))
+    elif holders:
+        click.echo("\n".join(holders))
+    else:
+        click.echo(f"{entry['key']} is held nowhere", err=True)
+    sys.exit(0 if holders else EXIT_NO)
 
 
 @resource.command("cleanup")
@@ -393,6 +518,78 @@ def resource_status(source: Path | None, socket: Path | None) -> None:
 def resource_cleanup(group: str, source: Path | None, socket: Path | None) -> None:
     """Forget a group's failures on this node so it may run here again."""
     _command(source, socket, "cleanup", group=group)
+
+
+@main.group()
+def node() -> None:
+    """Ask about the cluster's nodes as this one sees them."""
+
+
+def _nodes(status: dict[str, Any]) -> list[dict[str, Any]]:
+    local = status["local"]
+    own = {"name": local["name"], "state": local["state"], "local": True, "last_heard_ms": None}
+    peers = [
+        {
+            "name": n["name"],
+            "state": n["state"],
+            "local": False,
+            "last_heard_ms": n["last_heard_ms"],
+        }
+        for n in status["nodes"]
+    ]
+    return [own, *peers]
+
+
+@node.command("list")
+@config_option
+@socket_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def node_list(source: Path | None, socket: Path | None, as_json: bool) -> None:
+    """Every node and its state: init, up, active or dead (cl_status listnodes)."""
+    nodes = _nodes(_command(source, socket, "status")["status"])
+    if as_json:
+        click.echo(json.dumps(nodes, indent=2))
+        return
+    for n in nodes:
+        click.echo(f"{n['name']:<16} {n['state']}{'  (local)' if n['local'] else ''}")
+
+
+@node.command("status")
+@click.argument("name")
+@config_option
+@socket_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def node_status(name: str, source: Path | None, socket: Path | None, as_json: bool) -> None:
+    """Print NAME's state (cl_status nodestatus).
+
+    Exit status 0 when it is up or active, 2 when it is dead or still in init, 1 when the
+    cluster has no such node.
+    """
+    nodes = {n["name"]: n for n in _nodes(_command(source, socket, "status")["status"])}
+    entry = nodes.get(name.lower())  # node names are lower case, as in Heartbeat
+    if entry is None:
+        known = ", ".join(nodes)
+        _fail([f"hactl node status: no node '{name}' (the nodes are {known})"], EXIT_ERROR)
+    if as_json:
+        click.echo(json.dumps(entry, indent=2))
+    else:
+        click.echo(entry["state"])
+    sys.exit(0 if entry["state"] in ("up", "active") else EXIT_NO)
+
+
+@main.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script for SHELL.
+
+    bash: eval "$(hactl completion bash)" in ~/.bashrc; zsh: the same in ~/.zshrc;
+    fish: hactl completion fish > ~/.config/fish/completions/hactl.fish
+    """
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    assert cls is not None  # the Choice admits only the shells click knows
+    click.echo(cls(main, {}, "hactl", "_HACTL_COMPLETE").source())
 
 
 @main.command()

@@ -1,6 +1,8 @@
 """The control socket: ``hactl`` talks to a running daemon over a Unix socket, one JSON object
 per line each way. Root-only by default: the socket is mode 0600 and the peer's uid is checked,
-so a local user can neither read the cluster's state nor move its resources.
+so a local user can neither read the cluster's state nor move its resources. With a control
+group (``control_group`` in ha.cf) the socket is 0660 root:group, its directory 0710 (members
+may pass, not list), and a peer whose groups include it is served too.
 
 Requests are handled on the event loop but each one is a small, bounded piece of work; anything
 slow a command triggers (an agent action) is started, not awaited, so keepalives never wait.
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import grp
 import json
 import logging
 import os
@@ -25,6 +28,10 @@ Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 MAX_REQUEST = 64 * 1024
 # sun_path holds 108 bytes; deeper paths (pytest's tmp dirs) go through /proc/self/fd.
 _SUN_PATH_MAX = 100
+# Linux's SO_PEERGROUPS (4.13+; the socket module does not name it): the peer's groups at connect.
+_SO_PEERGROUPS = 59
+_MAX_PEER_GROUPS = 256
+DENIED = "permission denied: run as root"
 
 
 class ControlError(Exception):
@@ -52,13 +59,34 @@ def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
     return int(uid)
 
 
+def _peer_groups(writer: asyncio.StreamWriter) -> set[int]:
+    """The peer's primary and supplementary groups, as the kernel saw them at connect()."""
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return set()
+    size = struct.calcsize("I")
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    groups = {struct.unpack("3i", creds)[2]}
+    with contextlib.suppress(OSError):
+        raw = sock.getsockopt(socket.SOL_SOCKET, _SO_PEERGROUPS, size * _MAX_PEER_GROUPS)
+        groups.update(struct.unpack(f"{len(raw) // size}I", raw))
+    return groups
+
+
 class ControlServer:
-    def __init__(self, path: Path, handler: Handler) -> None:
+    def __init__(self, path: Path, handler: Handler, *, group: str | None = None) -> None:
         self.path = path
         self.handler = handler
+        self.group = group
+        self._gid: int | None = None
         self._server: asyncio.base_events.Server | None = None
 
     async def start(self) -> None:
+        if self.group is not None:
+            try:
+                self._gid = grp.getgrnam(self.group).gr_gid
+            except KeyError:
+                raise ControlError(f"control group '{self.group}' does not exist") from None
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
@@ -71,14 +99,27 @@ class ControlServer:
         finally:
             os.umask(old)
         os.chmod(self.path, 0o600)
+        if self._gid is not None:
+            self._open_to_group(self._gid)
+
+    def _open_to_group(self, gid: int) -> None:
+        # The directory is hacore's own (state dir, /run/hacore): let the group pass through it,
+        # but never touch one shared with others (/tmp) or owned by somebody else.
+        parent = self.path.parent.stat()
+        if parent.st_uid == os.getuid() and not parent.st_mode & 0o007:
+            os.chown(self.path.parent, -1, gid)
+            os.chmod(self.path.parent, (parent.st_mode & 0o700) | 0o010)
+        os.chown(self.path, -1, gid)
+        os.chmod(self.path, 0o660)
+
+    def _allowed(self, writer: asyncio.StreamWriter) -> bool:
+        if _peer_uid(writer) in (0, os.getuid()):
+            return True
+        return self._gid is not None and self._gid in _peer_groups(writer)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            uid = _peer_uid(writer)
-            if uid not in (0, os.getuid()):
-                reply: dict[str, Any] = {"ok": False, "error": "permission denied: run as root"}
-            else:
-                reply = await self._answer(reader)
+            reply = await self._answer(reader, allowed=self._allowed(writer))
             writer.write(json.dumps(reply).encode() + b"\n")
             await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -86,19 +127,31 @@ class ControlServer:
         finally:
             writer.close()
 
-    async def _answer(self, reader: asyncio.StreamReader) -> dict[str, Any]:
+    async def _answer(self, reader: asyncio.StreamReader, *, allowed: bool) -> dict[str, Any]:
         try:
             line = await asyncio.wait_for(reader.readline(), timeout=5)
+            # Refused only once the request is read: a reply and close before it would race the
+            # client's send, which then fails with EPIPE instead of showing the refusal.
+            if not allowed:
+                return {"ok": False, "error": self._denied}
             request = json.loads(line)
             if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
                 raise ValueError("not a command object")
         except (ValueError, asyncio.LimitOverrunError, TimeoutError) as err:
+            if not allowed:
+                return {"ok": False, "error": self._denied}
             return {"ok": False, "error": f"bad request: {err}"}
         try:
             return await self.handler(request)
         except Exception as err:  # one bad request must not take the daemon down
             log.exception("control request %r failed", request.get("cmd"))
             return {"ok": False, "error": f"internal error: {err}"}
+
+    @property
+    def _denied(self) -> str:
+        if self.group is None:
+            return DENIED
+        return f"permission denied: run as root or as a member of group '{self.group}'"
 
     def close(self) -> None:
         if self._server is not None:
@@ -133,6 +186,8 @@ def request(path: Path, cmd: str, timeout: float = 5.0, **args: Any) -> dict[str
                 data += chunk
         except TimeoutError:
             raise ControlError(f"the daemon at {path} did not answer within {timeout} s") from None
+        except ConnectionError:
+            raise ControlError(f"the daemon at {path} closed the connection") from None
     try:
         reply = json.loads(data)
     except ValueError:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import ctypes
 import gc
+import hashlib
 import logging
 import os
 import signal
@@ -19,10 +20,12 @@ import time
 from collections import Counter
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from hacore import __version__
-from hacore.config.errors import ConfigError, Problem
+from hacore.config import load
+from hacore.config.errors import ConfigError, Problem, Severity
 from hacore.config.model import AuthMethod, ClusterConfig, Location
 from hacore.control import ControlServer
 from hacore.dispatch import EventDispatcher
@@ -42,15 +45,19 @@ from hacore.membership.events import (
     NodeStateChanged,
     Send,
 )
-from hacore.metrics import REFRESH_S, MetricsEndpoint, MetricsError
+from hacore.metrics import REFRESH_S, MetricsError
 from hacore.paths import RuntimePaths
 from hacore.persist import next_generation, node_uuid
 from hacore.plugins import PluginError, plugin_manager
-from hacore.resources.binding import bind
+from hacore.reload import ChangeKind, ReloadPlan, diff
+from hacore.resources.binding import BoundGroup, bind
 from hacore.resources.manager import ResourceManager, scopes
 from hacore.resources.placement import Direction
 from hacore.systemd import Notifier
 from hacore.transport import Links
+
+if TYPE_CHECKING:
+    from hacore.exporter import MetricsEndpoint
 
 log = logging.getLogger("hacore.daemon")
 
@@ -64,7 +71,11 @@ _SCORE_REFRESH_S = 0.2
 # The message types that carry resource announcements (status, and Heartbeat's R1 exchange).
 _EXCHANGE = frozenset({"status", "resource", "starting", "ask_resources", "hb_takeover"})
 _NOTIFY_DRAIN_S = 5.0
-_MCL_CURRENT, _MCL_FUTURE = 1, 2
+# After t=shutdone: how long we still send statuses and answer retransmission requests, and
+# how often (Heartbeat's own final shutdown follows its shutdone by a second).
+_GOODBYE_LINGER_S = 1.0
+_GOODBYE_SPACING_S = 0.1
+_MCL_CURRENT, _MCL_FUTURE, _MCL_ONFAULT = 1, 2, 4
 # Agent workers and notifier lanes run shallow Python code; 8 MiB each, locked, is waste.
 _THREAD_STACK = 1024 * 1024
 
@@ -86,17 +97,71 @@ def _go_realtime() -> None:
     except OSError as err:
         log.warning("cannot use realtime scheduling (%s); running at normal priority", err.strerror)
     libc = ctypes.CDLL(None, use_errno=True)
-    if libc.mlockall(_MCL_CURRENT | _MCL_FUTURE) != 0:
+    # Everything mapped now (the code and data the keepalive and failover paths run) is made
+    # resident and locked at once; what is mapped later (thread stacks, allocator arenas) is
+    # locked page by page as it is touched (MCL_ONFAULT, Linux 4.4): a later first touch costs
+    # a zero-fill minor fault, never disk I/O, and untouched reservations cost no memory
+    # (about 5 MB of RSS measured). A kernel without MCL_ONFAULT keeps the first call's lock.
+    if libc.mlockall(_MCL_CURRENT) != 0:
         log.warning("cannot lock ourselves into memory (%s)", os.strerror(ctypes.get_errno()))
+    elif libc.mlockall(_MCL_CURRENT | _MCL_FUTURE | _MCL_ONFAULT) != 0:
+        libc.mlockall(_MCL_CURRENT | _MCL_FUTURE)
+
+
+def _validate(config: ClusterConfig, pm: Any) -> tuple[tuple[BoundGroup, ...], tuple[Problem, ...]]:
+    """What ``hactl config check`` checks beyond reading: agents bound, plugins agree."""
+    groups, problems = bind(config)
+    for found in pm.hook.hacore_config_validate(config=config):
+        problems += tuple(Problem(Location(str(config.source)), p) for p in found)
+    return groups, problems
+
+
+def _allows_crc(config: ClusterConfig) -> bool:
+    """crc is a checksum, not authentication: accepted only from a cluster that lists it, so
+    that moving away from it is a rollout too (list the new key, sign with it everywhere, then
+    drop the crc line), not a flag day."""
+    return any(key.method is AuthMethod.CRC for key in config.auth.keys)
+
+
+def _warn_listed_crc(config: ClusterConfig) -> None:
+    signing = config.auth.signing_key
+    if _allows_crc(config) and signing.method is not AuthMethod.CRC:
+        log.warning(
+            "authkeys still lists a crc key: messages anyone can forge are accepted; remove "
+            "that line once every node signs with key %d",
+            signing.index,
+        )
+
+
+def plugin_files(config: ClusterConfig) -> dict[str, str]:
+    """Fingerprints of the plugins' own settings (notify.toml, ping.toml: every .toml beside
+    the configuration but cluster.toml, and a notify.toml named by the environment)."""
+    directory = config.source if config.source.is_dir() else config.source.parent
+    paths = [p for p in directory.glob("*.toml") if p.name != "cluster.toml"]
+    named = os.environ.get("HACORE_NOTIFY_CONFIG")
+    if named:
+        paths.append(Path(named))
+    found: dict[str, str] = {}
+    for path in paths:
+        with contextlib.suppress(OSError):
+            found[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
 
 
 class Daemon:
-    def __init__(self, config: ClusterConfig, paths: RuntimePaths) -> None:
+    def __init__(
+        self, config: ClusterConfig, paths: RuntimePaths, *, node_name: str | None = None
+    ) -> None:
         self.config = config
         self.paths = paths
+        # The --node given at start: a reload resolves the local node as the start did.
+        self._node_name = node_name
+        self._reloading = asyncio.Lock()
+        self._reload_task: asyncio.Task[None] | None = None
+        self._plugin_files = plugin_files(config)
         self.links = Links()
-        self.control = ControlServer(paths.socket, self._control)
-        self._allow_crc = config.auth.signing_key.method is AuthMethod.CRC
+        self.control = ControlServer(paths.socket, self._control, group=config.control_group)
+        self._allow_crc = _allows_crc(config)
         self._stopping = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._reject_logged: dict[str, float] = {}
@@ -109,14 +174,11 @@ class Daemon:
         self._score_since = 0.0
         self.membership: Membership | None = None
         self.metrics: MetricsEndpoint | None = None
-        groups, problems = bind(config)
         try:
             self.pm = plugin_manager()
         except PluginError as err:
-            problems += (Problem(Location(str(config.source)), str(err)),)
-        else:
-            for found in self.pm.hook.hacore_config_validate(config=config):
-                problems += tuple(Problem(Location(str(config.source)), p) for p in found)
+            raise ConfigError((Problem(Location(str(config.source)), str(err)),)) from None
+        groups, problems = _validate(config, self.pm)
         if problems:
             raise ConfigError(problems)
         self.dispatcher = EventDispatcher(self.pm)
@@ -131,6 +193,7 @@ class Daemon:
             moves_file=paths.state_dir / "moves.json",
             send=self._send,
             on_event=self.dispatcher.resource_event,
+            maintenance_file=paths.state_dir / "maintenance.json",
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -157,12 +220,14 @@ class Daemon:
             self.config.timers.keepalive_ms,
             self.config.timers.deadtime_ms,
         )
+        _warn_listed_crc(self.config)
         await self.links.start(self.config.links, self._datagram)
         await self.control.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
         loop.add_signal_handler(signal.SIGUSR1, self._debug_level, 1)
         loop.add_signal_handler(signal.SIGUSR2, self._debug_level, -1)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_on_signal)
         if self.config.realtime:
             _go_realtime()
         if self.config.metrics_address is not None:
@@ -187,7 +252,10 @@ class Daemon:
         await self._shutdown()
 
     async def _shutdown(self) -> None:
-        log.info("shutting down: handing our groups over")
+        if self.resources.maintenance:
+            log.info("shutting down in maintenance mode: our groups stay as they are")
+        else:
+            log.info("shutting down: handing our groups over")
         assert self.membership is not None
         self.systemd.stopping()
         await self.resources.shutdown(_SHUTDOWN_TIMEOUT_S)
@@ -197,6 +265,7 @@ class Daemon:
             log.warning("%d notifications not delivered at shutdown", undelivered)
         self.pm.hook.hacore_daemon_stopping(config=self.config)
         self._handle(self.membership.shutdown(time.time()))
+        await self._linger()
         if self._timer is not None:
             self._timer.cancel()
         self.control.close()
@@ -207,6 +276,21 @@ class Daemon:
         self.links.close()
         self.systemd.close()
         log.info("stopped")
+
+    async def _linger(self) -> None:
+        """Stay on the links a moment after t=shutdone, as Heartbeat does (its final shutdown
+        comes a second later): the statuses that follow the goodbye show a peer that lost it a
+        gap, it asks again (NS_rexmit) and we still answer, so it takes over at once even on a
+        lossy link rather than after deadtime. Nobody to tell, no wait."""
+        assert self.membership is not None
+        loop = asyncio.get_running_loop()
+        view = self.membership.view(loop.time())
+        if all(node.state is NodeState.DEAD for node in view.nodes):
+            return
+        end = loop.time() + _GOODBYE_LINGER_S
+        while loop.time() < end:
+            self._handle([Send(self.membership.status(time.time()))])
+            await asyncio.sleep(_GOODBYE_SPACING_S)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -269,7 +353,7 @@ class Daemon:
                     if message.type in _EXCHANGE:
                         self.resources.on_message(node, message)
                 case NodeStateChanged(node, old, new, reason):
-                    self.resources.on_node_state(node, new)
+                    self.resources.on_node_state(node, new, reason)
                     self.dispatcher.node_event(
                         NodeEvent(
                             node=node,
@@ -282,6 +366,11 @@ class Daemon:
                         )
                     )
                 case CommUp():
+                    # A status before t=starting: Heartbeat times a node from its statuses
+                    # only, and after its own comm-up takes one whose first datagram is
+                    # another message for dead at once.
+                    assert self.membership is not None
+                    self._handle([Send(self.membership.status(time.time()))])
                     self.resources.on_comm_up()
                 case _:
                     pass
@@ -336,6 +425,8 @@ class Daemon:
 
     async def _open_metrics(self, address: str) -> None:
         # After realtime: the server's threads get the small stacks that mlockall keeps resident.
+        from hacore.exporter import MetricsEndpoint  # noqa: PLC0415 (only when configured)
+
         endpoint = MetricsEndpoint(address)
         try:
             await asyncio.to_thread(endpoint.start)
@@ -357,6 +448,114 @@ class Daemon:
         logger.setLevel(logging.DEBUG if step > 0 else logging.INFO)
         log.info("log level now %s", logging.getLevelName(logger.level))
 
+    # ------------------------------------------------------------------ reload
+
+    def _reload_on_signal(self) -> None:
+        async def run() -> None:
+            reply = await self.reload()
+            for line in reply.get("problems", []):
+                log.error("reload refused: %s", line)
+            for line in reply.get("warnings", []):
+                log.warning("reload: %s", line)
+            for line in reply.get("errors", []):
+                log.error("reload: %s", line)
+
+        # Held: the loop keeps only a weak reference to a task.
+        self._reload_task = asyncio.get_running_loop().create_task(run())
+
+    async def reload(self) -> dict[str, Any]:
+        """Read, check and apply the configuration again (SIGHUP, ``hactl config reload``).
+
+        Reply: ``ok`` and the ``applied`` change lines; or ``ok`` false with ``problems``
+        (``file:line: message`` lines) when the new configuration is refused, in which case
+        nothing changed. ``warnings`` are the reader's warnings either way; ``errors`` lists
+        changes that were applied but failed (a group that would not stop)."""
+        async with self._reloading:
+            source = self.config.source
+            log.info("reloading the configuration from %s", source)
+            try:
+                new, groups, files, warned = await asyncio.to_thread(self._read_new, source)
+            except ConfigError as err:
+                errors = [str(p) for p in err.problems if p.severity is Severity.ERROR]
+                warnings = [str(p) for p in err.problems if p.severity is not Severity.ERROR]
+                return {"ok": False, "refused": True, "problems": errors, "warnings": warnings}
+            warnings = [str(p) for p in warned]
+            plan = diff(
+                self.config, new, old_plugin_files=self._plugin_files, new_plugin_files=files
+            )
+            if not plan.applicable:
+                lines = [f"{source}: {r}" for r in plan.refusals]
+                return {"ok": False, "refused": True, "problems": lines, "warnings": warnings}
+            if not plan.changes:
+                log.info("reload: nothing changed")
+                return {"ok": True, "applied": [], "warnings": warnings}
+            errors = await self._apply(plan, new, {g.key: g for g in groups}, files)
+            applied = [str(c) for c in plan.changes]
+            return {"ok": True, "applied": applied, "warnings": warnings, "errors": errors}
+
+    def _read_new(
+        self, source: Path
+    ) -> tuple[ClusterConfig, tuple[BoundGroup, ...], dict[str, str], tuple[Problem, ...]]:
+        """In a worker thread: reading and checking touch files and load agents."""
+        loaded = load(source, node_name=self._node_name)
+        groups, problems = _validate(loaded.config, self.pm)
+        if problems:
+            raise ConfigError(problems + loaded.warnings)
+        return loaded.config, groups, plugin_files(loaded.config), loaded.warnings
+
+    async def _apply(
+        self,
+        plan: ReloadPlan,
+        new: ClusterConfig,
+        bound: dict[str, BoundGroup],
+        files: dict[str, str],
+    ) -> list[str]:
+        assert self.membership is not None
+        loop = asyncio.get_running_loop()
+        old, self.config = self.config, new
+        # Keys first: from here on we sign with the new active key and accept every listed one.
+        self._allow_crc = _allows_crc(new)
+        _warn_listed_crc(new)
+        for change in plan.of(ChangeKind.AUTH, ChangeKind.AUTO_FAILBACK):
+            log.info("reload: %s", change)
+        for change in plan.of(ChangeKind.TIMERS):
+            self.membership.set_timers(new.timers, loop.time())
+            self._schedule()
+            log.info("reload: %s", change)
+        for change in plan.of(ChangeKind.DEBUG):
+            logging.getLogger().setLevel(logging.DEBUG if new.debug else logging.INFO)
+            log.info("reload: %s", change)
+        self.resources.set_config(new)
+        for change in plan.of(ChangeKind.PLUGINS):
+            await asyncio.to_thread(self.pm.hook.hacore_daemon_stopping, config=old)
+            self.pm.hook.hacore_daemon_started(config=new)
+            # Keep the last score until the restarted scorer answers (bounded by deadping):
+            # a momentary "reaches nothing" would move groups.
+            self._expect_score = bool(
+                (new.ping_nodes or new.ping_groups)
+                and self.pm.hook.hacore_connectivity_score.get_hookimpls()
+            )
+            self._score_since = loop.time()
+            self._plugin_files = files
+            log.info("reload: %s", change)
+        errors: list[str] = []
+        for change in plan.changes:
+            match change.kind:
+                case ChangeKind.GROUP_ADDED:
+                    await self.resources.add_group(bound[change.subject])
+                case ChangeKind.GROUP_REMOVED:
+                    if not await self.resources.remove_group(change.subject):
+                        errors.append(f"group {change.subject} did not stop: it stays here")
+                case ChangeKind.GROUP_CHANGED:
+                    if not await self.resources.replace_group(bound[change.subject]):
+                        errors.append(f"group {change.subject} did not stop: not replaced")
+                case ChangeKind.GROUP_PREFERRED | ChangeKind.MONITOR:
+                    self.resources.update_group(bound[change.subject])
+                case _:
+                    continue
+            log.info("reload: %s", change)
+        return errors
+
     # ------------------------------------------------------------------ control socket
 
     async def _control(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -372,14 +571,23 @@ class Daemon:
                 if scope == "none"
                 else (Direction.GIVE if cmd == "standby" else Direction.TAKE)
             )
-            await self.resources.move(direction, scopes(scope))
-            return {"ok": True}
+            problem = await self.resources.move(direction, scopes(scope))
+            # Done, but not saved (a full disk): the user must hear that it won't last.
+            return {"ok": True, "warning": problem} if problem else {"ok": True}
         if cmd == "cleanup":
             key = str(request.get("group", ""))
             if key not in self.resources.groups:
                 return {"ok": False, "error": f"no group '{key}'"}
             self.resources.cleanup(key)
             return {"ok": True}
+        if cmd == "reload":
+            return await self.reload()
+        if cmd == "maintenance":
+            on = request.get("on")
+            if not isinstance(on, bool):
+                return {"ok": False, "error": "maintenance needs on: true or false"}
+            await self.resources.set_maintenance(on)
+            return {"ok": True, "maintenance": self.resources.maintenance}
         return {"ok": False, "error": f"unknown command '{cmd}'"}
 
     def metrics_snapshot(self) -> dict[str, Any]:
@@ -402,6 +610,7 @@ class Daemon:
                 "generation": view.generation,
                 "seq": view.seq,
                 "standby": self.resources.standby_scope(),
+                "maintenance": self.resources.maintenance,
                 "ready": self.resources.ready,
             },
             "timers": {

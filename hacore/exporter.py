@@ -1,5 +1,6 @@
 """The Prometheus endpoint: ``metrics <address:port>`` in ha.cf, ``[metrics] address`` in
 cluster.toml, off without it. docs/metrics.md lists every metric (a test keeps it complete).
+Imported only when the endpoint is configured: prometheus_client costs a daemon ~1.5 MB.
 
 The HTTP server is prometheus_client's, in threads of its own, and it never touches the daemon's
 live state. The daemon hands the collector a snapshot from its event loop every ``REFRESH_S``:
@@ -28,20 +29,16 @@ from prometheus_client.process_collector import ProcessCollector
 from hacore.config.values import parse_listen_address
 from hacore.membership.events import NodeState
 from hacore.membership.wire import Verdict
+from hacore.metrics import MetricsError
 from hacore.resources.group import GroupState
 
-__all__ = ["REFRESH_S", "MetricsEndpoint", "MetricsError", "StatusCollector"]
+__all__ = ["MetricsEndpoint", "StatusCollector"]
 
-REFRESH_S = 1.0
 # Every reason a datagram can be refused, so each counter exists from the start (a rate needs
 # its zero). Our own datagrams looping back are not refused, only ignored.
 _REASONS = tuple(v.value for v in Verdict if v not in (Verdict.OK, Verdict.LOOPBACK))
 
 Snapshot = dict[str, Any]
-
-
-class MetricsError(Exception):
-    """The endpoint cannot listen; the message names the address and what to do."""
 
 
 def _state_set(

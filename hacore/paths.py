@@ -33,11 +33,20 @@ class RuntimePaths:
         return self.state_dir / "rsctmp"
 
 
+def _is_dir(path: Path) -> bool:
+    # A directory this user may not look into (hactl run by a non-root user) is still a
+    # directory: the socket below it then refuses them with one line, not a traceback.
+    try:
+        return path.is_dir()
+    except PermissionError:
+        return path.suffix != ".toml"
+
+
 def runtime_paths(
     source: Path, *, state_dir: Path | None = None, socket: Path | None = None
 ) -> RuntimePaths:
     """The system paths for the system configuration; ``<dir>/state/`` for any other one."""
-    config_dir = source if source.is_dir() or source.suffix != ".toml" else source.parent
+    config_dir = source if _is_dir(source) or source.suffix != ".toml" else source.parent
     if config_dir.resolve() == DEFAULT_CONFIG_DIR or source == DEFAULT_CONFIG_DIR:
         base_state, base_socket = DEFAULT_STATE_DIR, DEFAULT_SOCKET
     else:

@@ -30,6 +30,8 @@ def format_status(status: dict[str, Any]) -> str:
             lines.append(f"{g['key']:<36} {g['preferred']:<10} {held:<14} {here}")
         if standby != "none":
             lines.append(f"this node is in standby for its {standby} groups")
+    if local.get("maintenance"):
+        lines += ["", "maintenance mode: this node starts, stops and monitors nothing"]
     if status["rejected"]:
         counts = ", ".join(f"{k} {v}" for k, v in status["rejected"].items())
         lines += ["", f"rejected datagrams: {counts}"]

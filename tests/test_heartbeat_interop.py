@@ -1,5 +1,6 @@
 """A mixed cluster: one node runs the real Debian Heartbeat 3.0.6, the other hacore, both from
-the same ha.cf and authkeys (sha1). Each must see the other active, and a dead one dead."""
+the same ha.cf and authkeys (sha1). Each must see the other active, and a dead one dead; and
+Heartbeat's habits on the wire (statuses after its goodbye) are read as Heartbeat means them."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from hacore.config.model import Timers
 from hacore.lab.heartbeat import HeartbeatNode, start_heartbeat, write_heartbeat_config
 from hacore.lab.netns import Lab
 from hacore.lab.nodes import HacoreNode, localize
-
-pytestmark = [pytest.mark.netns, pytest.mark.heartbeat]
+from hacore.membership.detector import Membership
+from hacore.membership.events import Event, NodeReturned, NodeState, NodeStateChanged, Send
+from hacore.membership.wire import Message
+from hacore.resources.heartbeat_peer import ASK, ASK_RETRY_S, HeartbeatPeer
 
 KEEPALIVE_MS = 200
 DEADTIME_MS = 2000
@@ -41,6 +45,8 @@ def _mixed(lab: Lab, tmp_path: Path) -> tuple[HeartbeatNode, HacoreNode]:
     return heartbeat, hacore
 
 
+@pytest.mark.netns
+@pytest.mark.heartbeat
 def test_hacore_declares_a_killed_heartbeat_node_dead_within_deadtime(
     lab: Lab, tmp_path: Path
 ) -> None:
@@ -56,6 +62,8 @@ def test_hacore_declares_a_killed_heartbeat_node_dead_within_deadtime(
     assert not status["rejected"], status["rejected"]
 
 
+@pytest.mark.netns
+@pytest.mark.heartbeat
 def test_heartbeat_declares_a_killed_hacore_node_dead(lab: Lab, tmp_path: Path) -> None:
     heartbeat, hacore = _mixed(lab, tmp_path)
     mark = heartbeat.log_mark()
@@ -63,3 +71,65 @@ def test_heartbeat_declares_a_killed_hacore_node_dead(lab: Lab, tmp_path: Path) 
     lab.link_down(hacore.host)
     heartbeat.wait_for_log(r"node pc2: is dead", timeout=DEADTIME_MS / 1000 + 10, since=mark)
     assert heartbeat.running()
+
+
+def test_statuses_after_a_peers_shutdone_are_its_last_breaths_not_a_return() -> None:
+    # Heartbeat keeps its keepalives going (st=active) for a second or two after t=shutdone,
+    # until its final shutdown or its restart after a partition (a new generation).
+    timers = Timers(keepalive_ms=200, deadtime_ms=2000, warntime_ms=1000, initdead_ms=2000)
+    wall = 1_764_000_000.0
+
+    def node(name: str, generation: int) -> Membership:
+        uuid = name.encode().ljust(16, b"\0")
+        return Membership(
+            local=name, nodes=["pc1", "pc2"], links=["eth0"], timers=timers,
+            generation=generation, uuid=uuid, now=0.0,
+        )  # fmt: skip
+
+    heartbeat, hacore = node("pc1", 7), node("pc2", 9)
+
+    def deliver(events: list[Event], now: float) -> list[Event]:
+        got: list[Event] = []
+        for event in events:
+            if isinstance(event, Send):
+                got += hacore.receive(event.message, "eth0", now, wall + now)
+        return got
+
+    deliver([Send(heartbeat.status(wall))], 0.1)
+    assert hacore.node_state("pc1") is NodeState.UP
+    goodbye = deliver(heartbeat.shutdown(wall + 0.2), 0.2)
+    assert NodeStateChanged("pc1", NodeState.UP, NodeState.DEAD, "shutdown notice") in goodbye
+    heartbeat.state = NodeState.ACTIVE  # what Heartbeat's last statuses say
+    after = deliver([Send(heartbeat.status(wall + 0.4))], 0.4)
+    assert not [e for e in after if isinstance(e, (NodeReturned, NodeStateChanged))]
+    assert hacore.node_state("pc1") is NodeState.DEAD
+
+    # Its restart (a new generation) is a real return.
+    restarted = node("pc1", 8)
+    back = deliver([Send(restarted.status(wall + 3))], 3.0)
+    assert hacore.node_state("pc1") is not NodeState.DEAD, back
+
+
+def _from_heartbeat(type_: str, **values: str) -> Message:
+    return Message((("t", type_), *values.items(), ("src", "pc1")))
+
+
+def test_an_ignored_standby_request_is_asked_again_and_a_late_answer_still_counts() -> None:
+    # Heartbeat ignores ask_resources while either side is in flux, and tells nobody.
+    hb = HeartbeatPeer("pc1")
+    assert hb.ask("foreign", now=0.0) == [(ASK, [("rsc_hold", "foreign"), ("info", "me")])]
+    assert hb.ask("foreign", now=ASK_RETRY_S / 2) == []
+    assert hb.ask("foreign", now=ASK_RETRY_S) != []
+    # Its answer to the first request, retransmitted after the second went out.
+    hb.on_message(_from_heartbeat(ASK, rsc_hold="foreign", info="other"), 3.0, 3000)
+    assert hb.may_stop()
+
+
+def test_a_heartbeat_peer_has_started_up_once_it_says_it_is_stable() -> None:
+    hb = HeartbeatPeer("pc1")
+    hb.on_message(_from_heartbeat("resource", rsc_hold="none", isstable="0"), 0.0, 0)
+    assert not hb.started_up
+    hb.on_message(_from_heartbeat("resource", rsc_hold="local", isstable="1"), 0.1, 100)
+    assert hb.started_up and hb.hold == "local"
+    hb.on_message(_from_heartbeat("starting"), 0.2, 200)  # it restarted
+    assert not hb.started_up and hb.hold is None

@@ -28,9 +28,9 @@ from hacore.config.model import (
     LinkKind,
     Resource,
 )
+from hacore.exporter import StatusCollector
 from hacore.lab.netns import Host, Lab, wait_for
 from hacore.lab.nodes import HacoreNode, localize, wait_all_active, write_cluster
-from hacore.metrics import StatusCollector
 from hacore.resources.binding import bind
 from hacore.resources.group import GroupRuntime
 from hacore.resources.runner import Runner

@@ -119,6 +119,7 @@ def _read_heartbeat(
         hbgenmethod=hacf.hbgenmethod,
         cluster=hacf.cluster,
         metrics_address=hacf.metrics_address,
+        control_group=hacf.control_group,
         ignored=tuple(hacf.ignored),
         source=directory,
     )

@@ -42,6 +42,7 @@ from hacore.config.values import (
     describe_ms,
     format_listen_address,
     parse_bool,
+    parse_group,
     parse_heartbeat_time,
     parse_int,
     parse_ipv4,
@@ -299,6 +300,7 @@ class HaCf:
     hbgenmethod: str = "file"
     cluster: str = "linux-ha"
     metrics_address: str | None = None
+    control_group: str | None = None
     ignored: list[Ignored] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 
@@ -350,6 +352,7 @@ class _Parser:
             "hbgenmethod": self.hbgenmethod,
             "autojoin": self.autojoin,
             "metrics": self.metrics,
+            "control_group": self.control_group,
             **dict.fromkeys(_TIMERS, self.time),
         }
         self.line_handlers: dict[str, Callable[[str, list[str], Location], None]] = {
@@ -593,6 +596,19 @@ class _Parser:
         )
         self.once(directive, at)
         self.out.metrics_address = format_listen_address(address, port)
+
+    def control_group(self, directive: str, token: str, at: Location) -> None:
+        try:
+            self.out.control_group = parse_group(token)
+        except InvalidValueError as e:
+            self.error(at, f"control_group: {e}")
+            return
+        self.warn(
+            at,
+            "'control_group' is hacore's own directive: "
+            "Heartbeat 3.0.6 refuses a ha.cf that has it",
+        )
+        self.once(directive, at)
 
     # -- whole-line directives
 

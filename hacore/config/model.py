@@ -178,6 +178,8 @@ class ClusterConfig:
     cluster: str = "linux-ha"
     # Where the Prometheus endpoint listens (``address:port``, IPv6 in brackets); None: off.
     metrics_address: str | None = None
+    # Members of this local group may use the control socket (0660 root:group); None: root only.
+    control_group: str | None = None
     ignored: tuple[Ignored, ...] = ()
     # Where this configuration was read from: a directory (/etc/ha.d) or a cluster.toml.
     source: Path = Path("/etc/ha.d")

@@ -34,6 +34,9 @@ It says what ha.cf, authkeys and haresources say, in one file::
     [metrics]                          # optional: the Prometheus endpoint, off without it
     address = "127.0.0.1:9694"         # or "[::1]:9694", "0.0.0.0:9694"
 
+    [control]                          # optional: who may use hactl besides root
+    group = "hacoreops"                # the socket becomes 0660 root:hacoreops
+
     [[group]]
     node = "pc1"
     resources = ["IPaddr::192.168.10.55/24/eth0"]   # haresources spelling, or tables:
@@ -91,6 +94,7 @@ from hacore.config.values import (
     format_listen_address,
     parse_bool,
     parse_duration,
+    parse_group,
     parse_ipv4,
     parse_ipv4_multicast,
     parse_ipv6,
@@ -98,7 +102,7 @@ from hacore.config.values import (
     parse_listen_address,
 )
 
-_TOP = ("cluster", "timers", "link", "auth", "ping", "logging", "metrics", "group")
+_TOP = ("cluster", "timers", "link", "auth", "ping", "logging", "metrics", "control", "group")
 _CLUSTER = ("name", "nodes", "local_node", "auto_failback", "udpport", "hbgenmethod", "realtime")
 _TIMERS = ("keepalive", "deadtime", "warntime", "initdead", "deadping", "freshness")
 _LINK = ("kind", "interface", "port", "peer", "group", "ttl", "loop")
@@ -108,6 +112,7 @@ _PING = ("nodes", "group")
 _PING_GROUP = ("name", "addresses")
 _LOGGING = ("file", "debugfile", "facility", "debug")
 _METRICS = ("address",)
+_CONTROL = ("group",)
 _GROUP = ("node", "resources", "resource")
 _RESOURCE = ("agent", "args", "params", "monitor_interval")
 _SECRETS = ("secret", "secret_hex", "secret_file")
@@ -401,6 +406,7 @@ class _Reader:
         ping_nodes, ping_groups = self.ping(root)
         logging = self.table(root, "logging", _LOGGING)
         metrics_address = self.metrics(root)
+        control_group = self.control(root)
         groups = self.groups(root)
         if nodes:
             self.problems.extend(check_groups(groups, nodes, "cluster.toml"))
@@ -421,6 +427,7 @@ class _Reader:
             ping_groups=tuple(ping_groups),
             groups=tuple(groups),
             metrics_address=metrics_address,
+            control_group=control_group,
             source=self.path,
             **settings,
             **log,
@@ -769,6 +776,16 @@ class _Reader:
             return None
         return format_listen_address(*parsed)
 
+    def control(self, root: _Table) -> str | None:
+        """The [control] group, as ha.cf's ``control_group``; None: the socket is root's."""
+        table = self.table(root, "control", _CONTROL)
+        if table is None:
+            return None
+        group: str | None = self.parsed(table, "group", parse_group)
+        if group is None and "group" not in table.data:
+            self.error(table.line, "[control] has no 'group' (group = \"hacoreops\")")
+        return group
+
     def groups(self, root: _Table) -> list[Group]:
         groups: list[Group] = []
         tables = self.array(root, "group", _GROUP)
@@ -883,6 +900,8 @@ def to_toml(config: ClusterConfig) -> str:
         out += _section("[logging]", logging)
     if config.metrics_address is not None:
         out += _section("[metrics]", {"address": config.metrics_address})
+    if config.control_group is not None:
+        out += _section("[control]", {"group": config.control_group})
     for group in config.groups:
         out += _group_sections(group)
     return "\n".join(out)

@@ -8,6 +8,7 @@ thing to hacore as it did to Heartbeat 3.0.6.
 
 from __future__ import annotations
 
+import grp
 import ipaddress
 import math
 import re
@@ -232,6 +233,26 @@ def parse_listen_address(text: str) -> tuple[str, int]:
 def format_listen_address(address: str, port: int) -> str:
     """The ``address:port`` spelling ``parse_listen_address`` reads (IPv6 in brackets)."""
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+# --------------------------------------------------------------------------------------------
+# Local groups
+
+# What useradd/groupadd accept by default (shadow's NAME_REGEX, plus a trailing '$' for Samba).
+_GROUP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?")
+
+
+def parse_group(text: str) -> str:
+    """A local group that exists on this machine (the control socket's group)."""
+    if _GROUP_NAME.fullmatch(text) is None:
+        raise InvalidValueError(f"'{text[:40]}' is not a group name")
+    try:
+        grp.getgrnam(text)
+    except KeyError:
+        raise InvalidValueError(
+            f"no group '{text}' on this machine (create it with 'groupadd {text}')"
+        ) from None
+    return text
 
 
 # --------------------------------------------------------------------------------------------

@@ -17,7 +17,9 @@ gets namespaces of its own (the recipe, proven on Debian 12):
                          hacluster:haclient, and /run/resource-agents (IPaddr's state);
 * PID: a shell is PID 1 and runs heartbeat as its child, so heartbeat lives as on a real machine
   (not as an init, whose signal rules differ), the shell reaps orphans of resource scripts, and
-  SIGKILL to PID 1 from outside kills every process of the node at once: a power cut.
+  SIGKILL to PID 1 from outside kills every process of the node at once: a power cut. The shell
+  stays while any other process of the node lives, so heartbeat's restart after a partition
+  (it re-execs itself without ``-f`` and daemonises) keeps running inside the node.
 
 ``unshare --mount --uts --pid --fork --mount-proc --kill-child --propagation private`` makes those
 namespaces; the shell below does the mounts. Heartbeat (``-f``, foreground) calls setsid(), so
@@ -94,7 +96,28 @@ chmod 1777 /run/lock
 # carries on, which is fine for a lab.
 ulimit -l unlimited 2>/dev/null || :
 "$HB_BINARY" -f &
-wait
+wait || :
+# After a partition heartbeat restarts itself by exec'ing itself again without -f: the new
+# image daemonises, and its parent, our child, exits. PID 1 must outlive it, or the kernel kills
+# the whole namespace, restarted daemon included: so stay while any process of the node other
+# than this shell still runs (a zombie, reparented here and never reaped, does not count).
+# Bounded by the node itself: it ends once heartbeat has exited for good, and the lab's kill
+# of PID 1 ends it at once.
+others() {
+    for dir in /proc/[0-9]*; do
+        [ "${dir#/proc/}" != 1 ] || continue
+        while read -r key value _; do
+            if [ "$key" = State: ]; then
+                [ "$value" = Z ] || return 0
+                break
+            fi
+        done < "$dir/status" 2>/dev/null || :
+    done
+    return 1
+}
+while others; do
+    sleep 0.2
+done
 """
 
 

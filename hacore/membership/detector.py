@@ -71,6 +71,9 @@ class _Peer:
     link_heard: dict[str, float] = field(default_factory=dict)
     link_state: dict[str, LinkState] = field(default_factory=dict)
     late_heartbeats: int = 0  # LateHeartbeat events so far (the metrics endpoint counts them)
+    # The generation that said t=shutdone: Heartbeat keeps sending statuses (st=active) for a
+    # moment after it, until it exits or restarts with a new generation; they are not a return.
+    goodbye_generation: int | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,10 @@ def _hex(msg: Message, name: str, *, required: bool = True) -> int | None:
         if required:
             raise _InvalidError(Verdict.MALFORMED, f"no '{name}' field")
         return None
+    # Heartbeat writes these as C longs (%lx): a longer number is no packet of a real node, and
+    # would overflow the float arithmetic of the freshness check and the log's formatting.
+    if len(raw) > 16:
+        raise _InvalidError(Verdict.MALFORMED, f"field '{name}' is longer than 64 bits")
     try:
         return int(raw, 16)
     except ValueError:
@@ -149,6 +156,9 @@ class Membership:
         self._next_status = now
         self._history = rexmit.SentHistory()
         self._gaps = rexmit.GapRequests(rng)
+        # Set by ``set_timers``: when the deadtime last changed, and what it was before.
+        self._retimed_at: float | None = None
+        self._old_deadtime_s = 0.0
 
     # ------------------------------------------------------------------ outbound
 
@@ -291,10 +301,13 @@ class Membership:
                 events.append(Send(self.message(REPNODES, reply, wall)))
         elif type_ == STATUS and seq is not None and peer.window and seq < peer.window.highest:
             pass  # a late or retransmitted status is older news than the one we acted on
+        elif type_ == STATUS and was_dead and generation == peer.goodbye_generation:
+            pass  # its last breaths after t=shutdone: it is leaving, not back
         elif type_ == STATUS:
             events += self._status(peer, msg, now, was_dead=was_dead, restarted=restarted)
             events.append(Delivered(src, msg))
         elif type_ == SHUTDONE:
+            peer.goodbye_generation = generation
             events += self._set_state(peer, NodeState.DEAD, "shutdown notice", now)
             events.append(Delivered(src, msg))
         else:
@@ -367,6 +380,27 @@ class Membership:
 
     # ------------------------------------------------------------------ timers
 
+    def set_timers(self, timers: Timers, now: float) -> None:
+        """Apply new timers to a running node (a configuration reload).
+
+        A shorter deadtime must not kill a node that is merely between two keepalives: whatever
+        was heard before the change is timed by whichever rule ends first, the old deadtime from
+        when it was heard or the new one from the change, so nobody is declared dead earlier
+        than the old timers would have, nor later than the new ones from now. A shorter
+        keepalive takes effect at once."""
+        self._old_deadtime_s = self.timers.deadtime_ms / 1000
+        self._retimed_at = now
+        self.timers = timers
+        self._next_status = min(self._next_status, now + self._keepalive_s)
+
+    def _dead_after(self, heard: float) -> float:
+        """When something last heard at ``heard`` counts as dead."""
+        deadtime_s = self.timers.deadtime_ms / 1000
+        at = heard + deadtime_s
+        if self._retimed_at is not None and heard < self._retimed_at:
+            at = max(at, min(heard + self._old_deadtime_s, self._retimed_at + deadtime_s))
+        return at
+
     @property
     def _keepalive_s(self) -> float:
         return self.timers.keepalive_ms / 1000
@@ -376,7 +410,7 @@ class Membership:
             return None
         if peer.last_heard is None:
             return self.started + self.timers.initdead_ms / 1000
-        return peer.last_heard + self.timers.deadtime_ms / 1000
+        return self._dead_after(peer.last_heard)
 
     def next_wakeup(self) -> float:
         """The monotonic time at which ``tick`` has something to do."""
@@ -390,16 +424,15 @@ class Membership:
                 times.append(deadline)
             for link, heard in peer.link_heard.items():
                 if peer.link_state.get(link) is LinkState.UP:
-                    times.append(heard + self.timers.deadtime_ms / 1000)
+                    times.append(self._dead_after(heard))
         return min(times)
 
     def tick(self, now: float, wall: float) -> list[Event]:
         """Declare the silent dead and send a status if one is due."""
         events: list[Event] = []
-        deadtime_s = self.timers.deadtime_ms / 1000
         for peer in self._peers.values():
             for link, heard in peer.link_heard.items():
-                if peer.link_state.get(link) is LinkState.UP and now >= heard + deadtime_s:
+                if peer.link_state.get(link) is LinkState.UP and now >= self._dead_after(heard):
                     peer.link_state[link] = LinkState.DEAD
                     events.append(LinkStateChanged(peer.name, link, LinkState.DEAD))
             deadline = self._deadline(peer)

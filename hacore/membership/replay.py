@@ -77,4 +77,7 @@ class SenderWindow:
 
 def is_fresh(sent_wall: float, now_wall: float, window_s: float) -> bool:
     """A timestamp within ``window_s`` of our clock, either way (clocks are not in lock-step)."""
-    return abs(now_wall - sent_wall) <= window_s
+    try:
+        return abs(now_wall - sent_wall) <= window_s
+    except OverflowError:  # a hex 'ts' of any length can exceed a float: far from any clock
+        return False

@@ -25,6 +25,7 @@ F_BLOCKED = "hc_blocked"
 F_MOVES = "hc_moves"
 F_LEAVING = "hc_leaving"
 F_SCORE = "hc_score"
+F_MAINTENANCE = "hc_maint"
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class Announcement:
     blocked: frozenset[str] = frozenset()
     moves: tuple[Move, ...] = ()
     score: int = 0
+    # Maintenance mode: its resources are unmanaged; give it nothing, take nothing from it.
+    maintenance: bool = False
 
 
 def _keys(keys: Iterable[str]) -> str:
@@ -58,6 +61,8 @@ def encode(a: Announcement) -> list[tuple[str, str | bytes]]:
         fields.append((F_LEAVING, "1"))
     if a.score:
         fields.append((F_SCORE, str(a.score)))
+    if a.maintenance:
+        fields.append((F_MAINTENANCE, "1"))
     return fields
 
 
@@ -92,4 +97,5 @@ def decode(msg: Message) -> Announcement | None:
         blocked=_set(msg, F_BLOCKED),
         moves=_moves(msg.get(F_MOVES) or ""),
         score=score,
+        maintenance=msg.get(F_MAINTENANCE) == "1",
     )

@@ -32,6 +32,15 @@ ASK = "ask_resources"
 TAKEOVER = "hb_takeover"
 # Heartbeat cancels a standby request left unanswered this long (STANDBY_INIT_TO_MS).
 ASK_TIMEOUT_S = 10.0
+# Heartbeat ignores a standby request, silently to the asker, while either side is in flux;
+# a request still unanswered after this is sent again. Long enough for a lost answer to be
+# retransmitted first (its NS_rexmit comes 50-250 ms after the gap shows).
+ASK_RETRY_S = 2.0
+# Until a Heartbeat peer says it is stable, our t=starting is sent again this often. Heartbeat
+# waits in its start-up exchange for our t=resource, and answers every t=starting with its own
+# (which we answer with ours); a message lost before either side began to track the other's
+# sequence numbers is never asked for again (NS_rexmit needs a gap after a first packet).
+STARTING_RETRY_S = 2.0
 
 Fields = list[tuple[str, str | bytes]]
 
@@ -60,6 +69,9 @@ class Handshake(enum.Enum):
 class HeartbeatPeer:
     name: str
     hold: str | None = None  # its last rsc_hold; None until it told us
+    order: tuple[int, int] = (0, 0)  # (generation, seq) of the t=resource that said it
+    # It said isstable=1 once since its start: its start-up exchange with us is over.
+    started_up: bool = False
     leaving: bool = False
     moves: dict[Scope, Move] = field(default_factory=dict)
     handshake: Handshake = Handshake.NONE
@@ -91,8 +103,9 @@ class HeartbeatPeer:
         """Take one of its messages; returns the messages to send in reply."""
         if msg.type == r1.STARTING:
             self.hold, self.leaving, self.moves = None, False, {}
-            self.handshake = Handshake.NONE
+            self.handshake, self.started_up = Handshake.NONE, False
         elif msg.type == r1.RESOURCE:
+            self.started_up = self.started_up or msg.get("isstable") == "1"
             if msg.get("info") == "shutdown":
                 # Heartbeat says "none" before it releases anything (then shutdone): keep
                 # what it held until its shutdone ends it, or we would start a second copy.
@@ -131,11 +144,16 @@ class HeartbeatPeer:
     # -------------------------------------------------------------- our side
 
     def ask(self, word: str, now: float) -> list[tuple[str, Fields]]:
-        """We want to hand ``word`` (our words) to it; only once per handshake."""
-        if self.handshake is not Handshake.NONE:
+        """We want to hand ``word`` (our words) to it: once per handshake, and again every
+        ``ASK_RETRY_S`` while it has not agreed. Still ASKED meanwhile, so that its answer to
+        an earlier request, retransmitted late, still counts."""
+        if self.handshake is Handshake.ASKED and now - self.since >= ASK_RETRY_S:
+            log.info("%s has not agreed to take our %s groups yet: asking again", self.name, word)
+        elif self.handshake is not Handshake.NONE:
             return []
+        else:
+            log.info("asking %s to take our %s groups", self.name, word)
         self.handshake, self.word, self.since = Handshake.ASKED, word, now
-        log.info("asking %s to take our %s groups", self.name, word)
         return [(ASK, [("rsc_hold", word), ("info", "me")])]
 
     def may_stop(self) -> bool:

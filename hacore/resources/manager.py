@@ -31,7 +31,15 @@ from hacore.membership.wire import Message
 from hacore.resources import fields, r1
 from hacore.resources.binding import BoundGroup
 from hacore.resources.group import GroupRuntime, GroupState, Outcome
-from hacore.resources.heartbeat_peer import ASK, TAKEOVER, Handshake, HeartbeatPeer, mirror
+from hacore.resources.heartbeat_peer import (
+    ASK,
+    ASK_RETRY_S,
+    STARTING_RETRY_S,
+    TAKEOVER,
+    Handshake,
+    HeartbeatPeer,
+    mirror,
+)
 from hacore.resources.placement import Direction, GroupSpec, Move, NodeView, Scope, plan
 from hacore.resources.runner import Runner
 from hacore.resources.stats import ActionStats
@@ -49,6 +57,8 @@ class _Peer:
     order: tuple[int, int] = (0, 0)  # (generation, seq) of the announcement we hold
     unready_since: float | None = None
     heartbeat: HeartbeatPeer | None = None  # set once it shows it is a Heartbeat node
+    # What it held when it left in maintenance mode: still its own (unmanaged) until it is back.
+    kept: frozenset[str] = frozenset()
 
 
 def _order(msg: Message) -> tuple[int, int]:
@@ -68,6 +78,7 @@ class ResourceManager:
         send: Callable[[str, list[tuple[str, str | bytes]]], None],
         runner: Runner | None = None,
         on_event: Callable[[ResourceEvent], None] | None = None,
+        maintenance_file: Path | None = None,
     ) -> None:
         groups = tuple(groups)
         self.config = config
@@ -84,6 +95,10 @@ class ResourceManager:
         self.peers = {n: _Peer() for n in config.peers}
         self.moves_file = moves_file
         self.moves: dict[Scope, Move] = self._load_moves()
+        self.maintenance_file = maintenance_file
+        # Maintenance mode: no start, stop nor monitor here; what was held when it began stays
+        # held (announced) across a daemon restart, whatever runs meanwhile.
+        self.maintenance, self._maintenance_holds = self._load_maintenance()
         self.failed: set[str] = set()
         self.probed = False
         # False while a connectivity score is expected but not measured yet: a node that has
@@ -96,6 +111,10 @@ class ResourceManager:
         self._ops: dict[str, asyncio.Task[None]] = {}
         self._monitors: dict[str, asyncio.Task[None]] = {}
         self._announced: fields.Announcement | None = None
+        # Whether what we last sent said isstable=1: Heartbeat refuses standby requests (and
+        # cl_status says "transition") until it hears we are stable again.
+        self._announced_stable: bool | None = None
+        self._starting_sent = 0.0  # when we last sent t=starting (monotonic)
         self._desired: dict[str, str | None] = {}
         # The last other node seen holding each group: says whether a start is a failover.
         self._last_holder: dict[str, str] = {}
@@ -116,6 +135,14 @@ class ResourceManager:
 
     async def start(self) -> None:
         """Probe every group (what survived a daemon restart is ours), then take part."""
+        if self.maintenance:
+            # Not even probes: what we held when maintenance began is ours, unmanaged.
+            for key in self._maintenance_holds & self.groups.keys():
+                self.groups[key].state = GroupState.STARTED
+            log.warning("maintenance mode: holding %s unmanaged", self._held_words())
+            self.probed = True
+            self._changed()
+            return
         await asyncio.gather(*(g.probe() for g in self.groups.values()))
         for group in self.groups.values():
             if group.state is GroupState.STARTED:
@@ -126,6 +153,16 @@ class ResourceManager:
     async def shutdown(self, timeout_s: float) -> None:
         """Hand every group over: announce that we leave, stop everything, announce the
         release; returns when nothing runs here any more (or after ``timeout_s``)."""
+        if self.maintenance:
+            log.warning("maintenance mode: leaving %s running", self._held_words())
+            try:
+                self._write_maintenance()  # what we hold now is what we hold after a restart
+            except OSError as err:
+                log.error("%s: cannot save (%s)", self.maintenance_file, err)
+            for task in self._monitors.values():
+                task.cancel()
+            self.runner.close()
+            return
         self.leaving = True
         self._changed()
         deadline = time.monotonic() + timeout_s
@@ -149,7 +186,15 @@ class ResourceManager:
         self.active = True
         # Heartbeat's "I am starting, tell me what you hold"; peers answer with t=resource.
         self._send(r1.STARTING, self.status_fields())
+        self._starting_sent = time.monotonic()
         self.replan()
+
+    def _nudge(self, hb: HeartbeatPeer) -> None:
+        """Ask an unsettled Heartbeat peer again (``STARTING_RETRY_S``); its keepalives tick."""
+        now = time.monotonic()
+        if self.active and not hb.started_up and now - self._starting_sent >= STARTING_RETRY_S:
+            self._starting_sent = now
+            self._send(r1.STARTING, self.status_fields())
 
     def on_message(self, node: str, msg: Message) -> None:
         """A message of the exchange (status, resource, starting, ask_resources, hb_takeover)."""
@@ -157,12 +202,18 @@ class ResourceManager:
             self._send_resource(full=True)
         self.on_status(node, msg)
 
-    def on_node_state(self, node: str, state: NodeState) -> None:
+    def on_node_state(self, node: str, state: NodeState, reason: str = "") -> None:
         peer = self.peers.get(node)
         if peer is None:
             return
         peer.state = state
         if state is NodeState.DEAD:
+            # A node that said goodbye in maintenance mode left its resources running on
+            # purpose (a daemon restart or upgrade): they stay its own until it is back. A node
+            # that fell silent is dead as usual and its groups fail over.
+            a = peer.announcement
+            planned = reason == "shutdown notice" and a is not None and a.maintenance
+            peer.kept = a.holds if planned and a is not None else frozenset()
             # A dead node holds nothing any more (as in Heartbeat without STONITH).
             peer.announcement, peer.order, peer.unready_since = None, (0, 0), None
             peer.heartbeat = None
@@ -176,11 +227,17 @@ class ResourceManager:
         if peer is None:
             return
         order = _order(msg)
-        if order <= peer.order:
-            return  # an older status overtaken by a newer one: keep the newer view
-        peer.order = order
         announcement = fields.decode(msg)
         if announcement is None:
+            # A Heartbeat peer. Its handshake steps are events, each taken even when it comes
+            # late (retransmitted after a loss, behind newer statuses); only its t=resource
+            # messages are state, where an older one must not undo a newer one.
+            hb = peer.heartbeat = peer.heartbeat or HeartbeatPeer(node)
+            self._nudge(hb)
+            if msg.type == r1.RESOURCE:
+                if order <= hb.order:
+                    return
+                hb.order = order
             announcement = self._from_heartbeat(node, peer, msg)
             if msg.type in (ASK, TAKEOVER):
                 peer.announcement = announcement
@@ -190,10 +247,16 @@ class ResourceManager:
                 # Its answer to our t=starting: Heartbeat waits for our own stable
                 # t=resource before it counts us in (and before any standby).
                 self._send_resource()
+        elif order <= peer.order:
+            return  # an older status overtaken by a newer one: keep the newer view
         elif msg.type in (ASK, TAKEOVER):
+            peer.order = order
             return  # hacore peers move groups by their announcements alone
+        else:
+            peer.order = order
         if announcement != peer.announcement:
             peer.announcement = announcement
+            peer.kept = frozenset()
             for key in announcement.holds if announcement else ():
                 self._last_holder[key] = node
             self.replan()
@@ -237,6 +300,7 @@ class ResourceManager:
             blocked=frozenset(k for k, g in self.groups.items() if g.state is GroupState.BLOCKED),
             moves=tuple(self.moves.values()),
             score=self.score,
+            maintenance=self.maintenance,
         )
 
     def status_fields(self) -> list[tuple[str, str | bytes]]:
@@ -264,7 +328,7 @@ class ResourceManager:
         for name in self.config.nodes:
             if name == self.local:
                 own = self.announcement()
-                live = self.active and self.ready and not self.leaving
+                live = self.active and self.ready and not self.leaving and not self.maintenance
                 views.append(
                     NodeView(
                         name, live, True, own.holds, own.failed, own.blocked, own.moves, own.score
@@ -273,17 +337,24 @@ class ResourceManager:
                 continue
             peer = self.peers[name]
             a = peer.announcement
-            if peer.state is NodeState.DEAD or (a is None and peer.heartbeat is None):
-                # Dead, or never heard: it holds nothing (as in Heartbeat without STONITH).
+            if peer.kept and (peer.state is NodeState.DEAD or a is None):
+                views.append(NodeView(name, live=False, present=True, holds=peer.kept))
+                continue
+            if peer.state is NodeState.DEAD:
+                # Dead: it holds nothing (as in Heartbeat without STONITH).
                 views.append(NodeView(name, live=False, present=False))
                 continue
             if a is None:
-                # A Heartbeat peer that has not said what it holds yet (it answers our
-                # t=starting): wait for it, bounded, rather than start a second copy.
+                # Heard (comm-up waits for every node not dead) but it has not said what it
+                # holds yet: a Heartbeat peer answers our t=starting, and any peer's first
+                # datagram may be another message than its status (Heartbeat's t=starting
+                # overtakes it). Wait for it, bounded, rather than start a second copy; then
+                # count it in, holding nothing, as Heartbeat's own deadlock guard (RQSTDELAY)
+                # does: we take what is ours, never what may be its.
                 peer.unready_since = peer.unready_since or now
                 if now - peer.unready_since < self.config.timers.initdead_ms / 1000:
                     return None
-                views.append(NodeView(name, live=False, present=False))
+                views.append(NodeView(name, live=peer.state is NodeState.ACTIVE, present=True))
                 continue
             if not a.ready or peer.state is not NodeState.ACTIVE:
                 # Still probing or not yet through its own comm-up: what it will claim is not
@@ -294,6 +365,7 @@ class ResourceManager:
             else:
                 peer.unready_since = None
             live = peer.state is NodeState.ACTIVE and a.ready and not a.leaving
+            live = live and not a.maintenance
             views.append(NodeView(name, live, True, a.holds, a.failed, a.blocked, a.moves, a.score))
         scores = self._settled_scores({v.name: v.score for v in views if v.present}, now)
         return [dataclasses.replace(v, score=scores.get(v.name, v.score)) for v in views]
@@ -301,6 +373,8 @@ class ResourceManager:
     # ------------------------------------------------------------------ decisions
 
     def replan(self) -> None:
+        if self.maintenance:
+            return  # unmanaged: what runs here stays as it is
         if self.leaving:
             for key, group in self.groups.items():
                 if group.holds and group.state is not GroupState.FAILED:
@@ -314,7 +388,10 @@ class ResourceManager:
         todo = plan(self.specs, views, self.local, self.config.auto_failback)
         self._desired = dict(todo.desired)
         for key in self._handed_over(todo.stop):
-            self._launch(key, "stop")
+            # A stop that failed is not retried by itself (every plan would retry it at once,
+            # in a tight loop): the group stays here, held, until `hactl resource cleanup`.
+            if self.groups[key].state is not GroupState.FAILED:
+                self._launch(key, "stop")
         for key in todo.start:
             self._launch(key, "start")
         self._close_handshakes()
@@ -339,6 +416,9 @@ class ResourceManager:
             word = r1.rsc_hold(self.local, keys, self._preferred)
             for type_, body in hb.ask(word, now):
                 self._send(type_, body + self.status_fields())
+                # Heartbeat ignores a request while either side is in flux, and says nothing:
+                # ask again until it agrees (as its own auto_failback retries).
+                asyncio.get_running_loop().call_later(ASK_RETRY_S, self.replan)
         return allowed
 
     def _close_handshakes(self) -> None:
@@ -436,8 +516,11 @@ class ResourceManager:
     def _changed(self) -> None:
         """Our announcement may have changed: send it now if it did, and plan again."""
         current = self.announcement()
-        if current != self._announced:
-            self._announced = current
+        stable = not any(
+            g.state in (GroupState.STARTING, GroupState.STOPPING) for g in self.groups.values()
+        )
+        if current != self._announced or stable != self._announced_stable:
+            self._announced, self._announced_stable = current, stable
             self._send_resource(info="shutdown" if self.leaving else None)
         self.replan()
 
@@ -452,12 +535,17 @@ class ResourceManager:
 
     # ------------------------------------------------------------------ monitors
 
-    def _start_monitor(self, group: GroupRuntime) -> None:
+    @staticmethod
+    def _interval(group: GroupRuntime) -> float | None:
         intervals = [r.bound.monitor_interval_s for r in group.resources]
-        interval = min((i for i in intervals if i), default=None)
-        if interval is None or group.key in self._monitors:
+        return min((i for i in intervals if i), default=None)
+
+    def _start_monitor(self, group: GroupRuntime, *, now: bool = False) -> None:
+        interval = self._interval(group)
+        if interval is None or group.key in self._monitors or self.maintenance:
             return
-        task = asyncio.get_running_loop().create_task(self._monitor(group, interval))
+        monitor = self._monitor(group, interval, first=0.0 if now else None)
+        task = asyncio.get_running_loop().create_task(monitor)
         self._monitors[group.key] = task
 
     def _stop_monitor(self, key: str) -> None:
@@ -465,9 +553,13 @@ class ResourceManager:
         if task is not None:
             task.cancel()
 
-    async def _monitor(self, group: GroupRuntime, interval: float) -> None:
+    async def _monitor(
+        self, group: GroupRuntime, interval: float, first: float | None = None
+    ) -> None:
         while True:
-            await asyncio.sleep(interval)
+            # Read each round: a reload may have changed it.
+            await asyncio.sleep((self._interval(group) or interval) if first is None else first)
+            first = None
             failed_at = await group.check()
             if failed_at is None:
                 continue
@@ -506,7 +598,8 @@ class ResourceManager:
             return {}
         return {m.scope: m for m in moves}
 
-    async def _save_moves(self) -> None:
+    async def _save_moves(self) -> str | None:
+        """Persist the moves; what went wrong (for the command's reply), or None."""
         data = json.dumps([
             {"scope": m.scope.value, "direction": m.direction.value, "at_ms": m.at_ms}
             for m in self.moves.values()
@@ -516,15 +609,23 @@ class ResourceManager:
             self.moves_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             tmp = self.moves_file.with_suffix(".tmp")
             tmp.write_text(data)
+            tmp.chmod(0o644)  # whatever the umask: what moves.json says decides placement
             os.replace(tmp, self.moves_file)
 
         try:
             await asyncio.to_thread(write)
         except OSError as err:
-            log.error("%s: cannot save (%s); the move holds until restart", self.moves_file, err)
+            problem = (
+                f"{self.moves_file}: cannot save ({err.strerror or err}); the move is in force "
+                "but will not survive a restart"
+            )
+            log.error("%s", problem)
+            return problem
+        return None
 
-    async def move(self, direction: Direction | None, scopes: Iterable[Scope]) -> None:
-        """``standby`` (GIVE), ``takeover`` (TAKE) or clear (None) for the given scopes."""
+    async def move(self, direction: Direction | None, scopes: Iterable[Scope]) -> str | None:
+        """``standby`` (GIVE), ``takeover`` (TAKE) or clear (None) for the given scopes.
+        Returns why the move could not be saved (it holds until restart), or None."""
         at_ms = int(time.time() * 1000)
         scopes = tuple(scopes)
         if direction is Direction.TAKE:
@@ -538,8 +639,9 @@ class ResourceManager:
                 self.moves.pop(scope, None)
             else:
                 self.moves[scope] = Move(scope, direction, at_ms)
-        await self._save_moves()
+        problem = await self._save_moves()
         self._changed()
+        return problem
 
     def cleanup(self, key: str) -> None:
         group = self.groups[key]
@@ -549,6 +651,164 @@ class ResourceManager:
             # A stop that failed: try again now; the plan decides where it goes next.
             group.state = GroupState.STARTED
         self._changed()
+
+    # ------------------------------------------------------------------ reload
+
+    def set_config(self, config: ClusterConfig) -> None:
+        """Reloaded timers or auto_failback: they count from the next plan on."""
+        self.config = config
+        self._score_settle_s = max(1.0, min(config.timers.deadping_ms / 1000, 5.0))
+        self.replan()
+
+    async def add_group(self, bound: BoundGroup) -> None:
+        """A group new in the configuration: probed (it may run here already), then placed."""
+        group = GroupRuntime(bound, self.runner, self._resource_done, self.actions)
+        self.groups[bound.key] = group
+        if not self.maintenance:
+            await group.probe()
+            if group.state is GroupState.STARTED:
+                self._start_monitor(group)
+        self._set_spec(bound)
+        self._changed()
+
+    async def remove_group(self, key: str) -> bool:
+        """A group gone from the configuration: stopped here if held, then forgotten. False when
+        its stop failed: it then stays here, failed and unmanaged, until cleanup."""
+        self.specs = [s for s in self.specs if s.key != key]  # placement no longer sees it
+        if not await self._stop_for_reload(key):
+            return False
+        del self.groups[key]
+        self._preferred.pop(key, None)
+        self._desired.pop(key, None)
+        self._last_holder.pop(key, None)
+        self.failed.discard(key)
+        self._changed()
+        return True
+
+    async def replace_group(self, bound: BoundGroup) -> bool:
+        """A group whose resources changed: only it is stopped here (if held), then placed
+        again as new. False when its stop failed (as ``remove_group``)."""
+        key = bound.key
+        index = next((i for i, s in enumerate(self.specs) if s.key == key), len(self.specs))
+        self.specs = [s for s in self.specs if s.key != key]
+        old = self.groups[key]
+        if not await self._stop_for_reload(key):
+            self.specs.insert(index, GroupSpec(key, bound.group.preferred_node))
+            return False
+        group = GroupRuntime(bound, self.runner, self._resource_done, self.actions)
+        if self.maintenance:
+            group.state = old.state  # unmanaged: it was not stopped, so it is still ours
+        self.groups[key] = group
+        self.failed.discard(key)
+        self._set_spec(bound, index)
+        self._changed()
+        return True
+
+    def update_group(self, bound: BoundGroup) -> None:
+        """Same resources, another preferred node or monitor interval: nothing restarts."""
+        group = self.groups[bound.key]
+        group.bound = bound
+        for res, new in zip(group.resources, bound.resources, strict=True):
+            res.bound = new
+        index = next(i for i, s in enumerate(self.specs) if s.key == bound.key)
+        self._set_spec(bound, index, replace=True)
+        if bound.key in self._monitors and not group.lock.locked():
+            self._stop_monitor(bound.key)  # between two checks: the new interval counts now
+            self._start_monitor(group)
+        self._changed()
+
+    def _set_spec(self, bound: BoundGroup, index: int | None = None, replace: bool = False) -> None:
+        spec = GroupSpec(bound.key, bound.group.preferred_node)
+        if replace and index is not None:
+            self.specs[index] = spec
+        else:
+            self.specs.insert(len(self.specs) if index is None else index, spec)
+        self._preferred[spec.key] = spec.preferred
+
+    async def _stop_for_reload(self, key: str) -> bool:
+        group = self.groups[key]
+        running = self._ops.get(key)
+        if running is not None and not running.done():
+            await asyncio.wait([running])
+        self._stop_monitor(key)
+        if self.maintenance or not group.holds:
+            if group.holds:
+                log.warning("maintenance mode: group %s left as it runs", key)
+            return True
+        outcome = await group.stop()
+        if outcome is not Outcome.OK:
+            return False
+        self._event(key, None, ResourceAction.RELEASE, OCFResult.SUCCESS, "configuration reload")
+        return True
+
+    # ------------------------------------------------------------------ maintenance
+
+    async def set_maintenance(self, on: bool) -> None:
+        """Maintenance mode on: nothing is started, stopped or monitored here and what runs
+        stays (peers neither give us groups nor take ours). Off: every group is probed again,
+        then monitors and placement carry on from what is found."""
+        if on == self.maintenance:
+            return
+        if on:
+            self.maintenance = True
+            for key in list(self._monitors):
+                self._stop_monitor(key)
+            await self._save_maintenance()
+            log.warning("maintenance mode on: %s left unmanaged", self._held_words())
+            self._changed()
+            return
+        # Still in maintenance while probing: the plan must not act on a half-probed picture.
+        await asyncio.gather(*(g.probe() for g in self.groups.values()))
+        self.maintenance = False
+        await self._save_maintenance()
+        log.warning("maintenance mode off: managing %s again", self._held_words())
+        for group in self.groups.values():
+            if group.state is GroupState.STARTED:
+                # Something found stopped behind our back is recovered now, not an interval on.
+                stopped = any(r.state != "started" for r in group.resources)
+                self._start_monitor(group, now=stopped)
+        self._changed()
+
+    def _held_words(self) -> str:
+        held = sorted(k for k, g in self.groups.items() if g.holds)
+        return ", ".join(held) if held else "no group"
+
+    def _load_maintenance(self) -> tuple[bool, frozenset[str]]:
+        if self.maintenance_file is None:
+            return False, frozenset()
+        try:
+            data = json.loads(self.maintenance_file.read_text())
+            holds = frozenset(str(k) for k in data["holds"])
+        except FileNotFoundError:
+            return False, frozenset()
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            # Unreadable: stay in maintenance, holding nothing named (safer than managing).
+            log.error(
+                "%s: unreadable (%s); staying in maintenance mode", self.maintenance_file, err
+            )
+            return True, frozenset()
+        return True, holds
+
+    def _write_maintenance(self) -> None:
+        """The file exists exactly while maintenance is on; it names what we hold."""
+        path = self.maintenance_file
+        if path is None:
+            return
+        if not self.maintenance:
+            path.unlink(missing_ok=True)
+            return
+        held = sorted(k for k, g in self.groups.items() if g.holds)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"holds": held}))
+        os.replace(tmp, path)
+
+    async def _save_maintenance(self) -> None:
+        try:
+            await asyncio.to_thread(self._write_maintenance)
+        except OSError as err:
+            log.error("%s: cannot save (%s); maintenance mode holds until restart",
+                      self.maintenance_file, err)  # fmt: skip
 
     # ------------------------------------------------------------------ status
 
@@ -574,7 +834,7 @@ class ResourceManager:
         return next(iter(held)).value if held else "none"
 
     def status(self) -> list[dict[str, Any]]:
-        holders: dict[str, list[str]] = {s.key: [] for s in self.specs}
+        holders: dict[str, list[str]] = {key: [] for key in self.groups}
         for name in self.config.nodes:
             if name == self.local:
                 holds: Iterable[str] = (k for k, g in self.groups.items() if g.holds)
