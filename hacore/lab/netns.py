@@ -343,6 +343,9 @@ class Lab:
         self._partitions: set[frozenset[str]] = set()
         self._blocks: set[tuple[str, str]] = set()
         self._loss: dict[str, float] = {}
+        # host -> the switch-side port that stands for it on the bridge while a forwarder
+        # (hacore.lab.faults.Wire) sits between the host's own port and the bridge.
+        self._bridge_ports: dict[str, str] = {}
         self.hosts: dict[str, Host] = {}
         self.id, self.prefix = self._choose_prefix(prefix)
         self.switch_ns = f"{self.prefix}-{_SWITCH}"
@@ -580,8 +583,10 @@ class Lab:
         # `ip link set up` returns before the kernel has activated the device (linkwatch runs
         # later); packets sent in between are dropped. Wait until both ends say so.
         def ready() -> bool:
+            # The bridge port may be a forwarder's (splice): that one must forward.
+            bridge_port = self.bridge_port(host)
             port = json.loads(
-                _run(["ip", "-j", "-d", "-n", self.switch_ns, "link", "show", host.port]).stdout
+                _run(["ip", "-j", "-d", "-n", self.switch_ns, "link", "show", bridge_port]).stdout
             )[0]
             state = port.get("linkinfo", {}).get("info_slave_data", {}).get("state")
             link = json.loads(
@@ -762,7 +767,8 @@ class Lab:
     def _apply_isolation(self) -> None:
         isolated: set[str] = set().union(*self._partitions)
         commands = [
-            f"link set {host.port} type bridge_slave isolated {'on' if name in isolated else 'off'}"
+            f"link set {self.bridge_port(host)} type bridge_slave isolated "
+            + ("on" if name in isolated else "off")
             for name, host in self.hosts.items()
         ]
         self._ip_batch(self.switch_ns, commands)
@@ -809,11 +815,15 @@ class Lab:
         _require_tool("nft", "nftables")
         rules: list[str] = []
         for src, dst in sorted(self._blocks):
-            rules.append(f'iifname "{self.hosts[src].port}" oifname "{self.hosts[dst].port}" drop')
+            src_port, dst_port = (
+                self.bridge_port(self.hosts[src]),
+                self.bridge_port(self.hosts[dst]),
+            )
+            rules.append(f'iifname "{src_port}" oifname "{dst_port}" drop')
         for name, percent in sorted(self._loss.items()):
             # Per ten thousand, so fractional percentages work.
             threshold = round(percent * 100)
-            port = self.hosts[name].port
+            port = self.bridge_port(self.hosts[name])
             rules.append(f'iifname "{port}" numgen random mod 10000 < {threshold} drop')
             rules.append(f'oifname "{port}" numgen random mod 10000 < {threshold} drop')
         # Declaring then deleting the table makes the delete succeed whether or not it existed;
@@ -829,3 +839,87 @@ class Lab:
             script.append("  }")
             script.append("}")
         _run(["ip", "netns", "exec", self.switch_ns, "nft", "-f", "-"], input="\n".join(script))
+
+    # -- forwarders between a host and the switch (hacore.lab.faults) -------------------------
+
+    def bridge_port(self, host: Host) -> str:
+        """The bridge port that carries ``host``'s frames now: its own ``sw-<name>``, or the
+        forwarder's port while one is spliced in (``splice``)."""
+        return self._bridge_ports.get(host.name, host.port)
+
+    def run_in_switch(
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: Redirect = subprocess.DEVNULL,
+        stdout: Redirect = subprocess.DEVNULL,
+        stderr: Redirect = subprocess.DEVNULL,
+    ) -> subprocess.Popen[bytes]:
+        """Start a process in the switch namespace (a forwarder); killed at close."""
+        self._check_open()
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", self.switch_ns, *argv],
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+        )
+        # No host of that name exists (host names never start with a dot): power_off of a
+        # host never touches it, close() does.
+        self._procs.append(_Tracked(".switch", proc))
+        return proc
+
+    def add_wire_ports(self, host: Host) -> tuple[str, str]:
+        """Create a veth pair in the switch for a forwarder of ``host``: (``wa-<name>``, the
+        end the forwarder uses, ``wb-<name>``, the end that will join the bridge). Both up and
+        promiscuous, as is the host's own port, so every frame reaches a packet socket."""
+        self._check_open()
+        inner, outer = f"wa-{host.name}", f"wb-{host.name}"
+        self._ip_batch(
+            self.switch_ns,
+            [
+                f"link add {inner} type veth peer name {outer}",
+                f"link set {inner} promisc on up",
+                f"link set {outer} promisc on up",
+                f"link set {host.port} promisc on",
+            ],
+        )
+        return inner, outer
+
+    def splice(self, host: Host, outer: str) -> None:
+        """Take ``host``'s own port off the bridge and put ``outer`` in its place: from now on
+        the host reaches the switch only through the forwarder that links the two. Partitions,
+        blocks and loss follow the host to its new port."""
+        self._check_open()
+        self._ip_batch(
+            self.switch_ns,
+            [f"link set {host.port} nomaster", f"link set {outer} master {BRIDGE}"],
+        )
+        self._bridge_ports[host.name] = outer
+        self._apply_isolation()
+        self._apply_nft()
+        self._wait_forwarding(outer)
+
+    def unsplice(self, host: Host) -> None:
+        """Put ``host``'s own port back on the bridge (the forwarder's pair stays, idle)."""
+        self._check_open()
+        outer = self._bridge_ports.pop(host.name, None)
+        if outer is None:
+            return
+        self._ip_batch(
+            self.switch_ns,
+            [f"link set {outer} nomaster", f"link set {host.port} master {BRIDGE}"],
+        )
+        self._apply_isolation()
+        self._apply_nft()
+        self._wait_forwarding(host.port)
+
+    def _wait_forwarding(self, port: str) -> None:
+        def ready() -> bool:
+            info = json.loads(
+                _run(["ip", "-j", "-d", "-n", self.switch_ns, "link", "show", port]).stdout
+            )[0]
+            state = info.get("linkinfo", {}).get("info_slave_data", {}).get("state")
+            return bool(state == "forwarding")
+
+        wait_for(ready, LINK_TIMEOUT, what=f"bridge port {port} to forward")
