@@ -7,5 +7,5 @@ bash "$ROOT/scripts/bootstrap.sh"
 cd "$ROOT"
 echo "== ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "== mypy"; .venv/bin/mypy
-for p in plugins/*/; do (cd "$p" && "$ROOT/.venv/bin/mypy"); done
+for p in plugins/*/ examples/*/; do (cd "$p" && "$ROOT/.venv/bin/mypy"); done
 echo "== pytest"; exec .venv/bin/pytest "$@"
