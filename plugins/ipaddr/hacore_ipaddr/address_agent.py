@@ -79,7 +79,8 @@ class AddressAgent(Agent):
 
     @classmethod
     def parse_args(cls, args: Sequence[str]) -> dict[str, str]:
-        return parse_haresources(cls.metadata.name, args)
+        # No argument: cluster.toml gives the parameters by name (ip, cidr_netmask, nic ...).
+        return parse_haresources(cls.metadata.name, args) if args else {}
 
     @classmethod
     def instance_name(cls, params: Mapping[str, str]) -> str:

@@ -17,6 +17,8 @@ from xml.dom import minidom
 
 import pytest
 from hacore.agent import AgentError, ConfigurationError, Instance, OCFResult, PrivilegeError
+from hacore.config import load
+from hacore.resources.binding import bind
 
 from hacore_ipaddr.agents import IPaddr, IPaddr2
 from hacore_ipaddr.announce import Announcement
@@ -424,3 +426,25 @@ def test_a_start_brings_up_a_link_that_went_down_since_the_probe() -> None:
     # a down link); the last one follows bringing the link up.
     assert "set_link_up" in announcer.after_calls[-1]
     assert run(vip.monitor()) is OCFResult.SUCCESS
+
+
+@pytest.mark.parametrize("agent", [IPaddr, IPaddr2])
+def test_cluster_toml_gives_the_parameters_by_name(tmp_path: Path, agent: type[IPaddr]) -> None:
+    name = agent.metadata.name
+    (tmp_path / "cluster.toml").write_text(
+        '[cluster]\nnodes = ["pc1", "pc2"]\n[[link]]\nkind = "bcast"\ninterface = "eth0"\n'
+        '[auth]\nactive = 1\n[[auth.key]]\nindex = 1\nmethod = "sha256"\nsecret = "s"\n'
+        f'[[group]]\nnode = "pc1"\n[[group.resource]]\nagent = "{name}"\n'
+        'params = { ip = "198.51.100.55", cidr_netmask = "24", nic = "eth0" }\n'
+    )
+    (tmp_path / "cluster.toml").chmod(0o600)
+    groups, problems = bind(load(tmp_path / "cluster.toml", node_name="pc1").config)
+    assert problems == ()
+    (resource,) = groups[0].resources
+    assert resource.instance.params["ip"] == "198.51.100.55"
+    assert resource.instance.params["nic"] == "eth0"
+
+
+def test_cluster_toml_without_an_ip_says_it_is_required() -> None:
+    with pytest.raises(ConfigurationError, match="ip"):
+        IPaddr2.resolve(IPaddr2.parse_args([]))
