@@ -20,6 +20,7 @@ from hacore.cli import main as hactl
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "docs" / "cli.md"
+_WIDTH = 100
 
 PREAMBLE = """\
 # hactl command reference
@@ -120,7 +121,8 @@ def _argument(argument: click.Argument, ctx: click.Context) -> str:
 
 
 def _walk(path: list[str], command: click.Command, parent: click.Context | None) -> list[str]:
-    ctx = click.Context(command, info_name=path[-1], parent=parent)
+    # A fixed width: the usage lines must not depend on the terminal that runs the check.
+    ctx = click.Context(command, info_name=path[-1], parent=parent, terminal_width=_WIDTH)
     if command.hidden:
         return []
     lines = _command_section(path, command, ctx)
