@@ -144,7 +144,11 @@ class ControlServer:
         try:
             return await self.handler(request)
         except Exception as err:  # one bad request must not take the daemon down
-            log.exception("control request %r failed", request.get("cmd"))
+            # One line a person can act on; the traceback (for a bug report) only at debug level.
+            log.error(
+                "control request %r failed: %r (details with debug on)", request.get("cmd"), err
+            )
+            log.debug("control request %r: traceback", request.get("cmd"), exc_info=True)
             return {"ok": False, "error": f"internal error: {err}"}
 
     @property

@@ -124,12 +124,15 @@ class Pinger:
             self._failing = False
         except Stopped:
             raise
-        except Exception:
+        except Exception as err:
             # Not expected (sending failures are per address, in the prober). A round that
             # cannot be measured reached nobody: a stale score could keep groups on a node
-            # that lost its way out. Logged once, not at every round.
+            # that lost its way out. Logged once, not at every round; the traceback at debug.
             if not self._failing:
-                log.exception("ping round failed; counting nothing reached until one succeeds")
+                log.error(
+                    "ping round failed (%r); counting nothing reached until one succeeds", err
+                )
+                log.debug("ping round: traceback", exc_info=True)
             self._failing = True
             rtts = {}
         now = time.monotonic()
