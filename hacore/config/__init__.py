@@ -14,9 +14,11 @@ from pathlib import Path
 
 from hacore.config.authkeys import read_authkeys
 from hacore.config.errors import ConfigError, Problem, Severity
-from hacore.config.hacf import MISSING_HINT, local_node, read_hacf
+from hacore.config.files import MISSING_HINT
+from hacore.config.hacf import read_hacf
 from hacore.config.haresources import check_groups, read_haresources
 from hacore.config.model import ClusterConfig, Location
+from hacore.config.nodeinfo import local_node
 from hacore.config.toml import read_toml, to_toml
 
 __all__ = [

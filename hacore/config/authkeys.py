@@ -8,12 +8,12 @@ ignored. hacore adds the ``sha256`` method (an HMAC-SHA-256), which Heartbeat do
 
 from __future__ import annotations
 
-import os
 import re
 import stat
 from pathlib import Path
 
 from hacore.config.errors import Problem, Severity
+from hacore.config.files import read_with_mode, unreadable
 from hacore.config.model import Auth, AuthKey, AuthMethod, Location
 from hacore.config.suggest import did_you_mean
 
@@ -53,16 +53,9 @@ def read_authkeys(path: Path) -> tuple[Auth | None, list[Problem]]:
     """Read an authkeys file: the keys and the signing key, or None and the problems."""
     file = str(path)
     try:
-        with path.open("rb") as f:
-            # Check the file we opened, not the name, as Heartbeat does (fstat after fopen).
-            mode = os.fstat(f.fileno()).st_mode
-            data = f.read()
-    except FileNotFoundError:
-        return None, [Problem(Location(file), f"not found ({_MISSING_HINT})")]
-    except IsADirectoryError:
-        return None, [Problem(Location(file), "is a directory, not a file")]
+        data, mode = read_with_mode(path)
     except OSError as e:
-        return None, [Problem(Location(file), f"cannot be read ({e.strerror})")]
+        return None, [unreadable(path, e, _MISSING_HINT)]
 
     problems: list[Problem] = []
     exposed = check_private(path, mode)

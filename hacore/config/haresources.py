@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hacore.config.errors import Problem, Severity
-from hacore.config.hacf import UnreadableError, decode_lines, read_bytes
+from hacore.config.files import UnreadableError, decode_lines, read_bytes
 from hacore.config.model import Group, Location, Resource
 
 # ResourceManager's isip(): the shell pattern [0-9]*.[0-9]*.[0-9]*.[0-9]*, i.e. a digit, then
