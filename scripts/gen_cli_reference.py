@@ -92,8 +92,11 @@ def _command_section(path: list[str], command: click.Command, ctx: click.Context
     rows = []
     for param in command.get_params(ctx):
         record = param.get_help_record(ctx)
-        # Arguments are listed apart; --help is on every command (said once, above).
-        if record is None or isinstance(param, click.Argument) or record[0] == "--help":
+        # Arguments are listed apart; --help is on every command (said once, above). Told apart
+        # by identity: click caches the help option per command with whichever spelling
+        # (-h, --help) the first context that asked for it had.
+        help_option = param is command.get_help_option(ctx)
+        if record is None or isinstance(param, click.Argument) or help_option:
             continue
         names, help_text = (_cell(text) for text in record)
         rows.append(f"| `{names}` | {help_text} |")
