@@ -125,9 +125,18 @@ class GroupRuntime:
 
     # ------------------------------------------------------------------ group operations
 
+    @property
+    def incomplete(self) -> bool:
+        """Started, but a probe found some of its resources stopped: ours (something of it runs
+        here), yet not serving until the missing ones are started too (``start``)."""
+        return self.state is GroupState.STARTED and any(
+            r.state == "stopped" for r in self.resources
+        )
+
     async def probe(self) -> None:
         """At start-up: find what still runs here (a daemon restart must not start a second
-        copy nor leave an orphan). Any running resource makes the group ours."""
+        copy nor leave an orphan). Any running resource makes the group ours; if only some run,
+        the group is ``incomplete`` until ``start`` (or ``stop``) is asked of it."""
         async with self.lock:
             running = False
             for res in self.resources:
@@ -142,12 +151,24 @@ class GroupRuntime:
                 self.state = GroupState.STARTED
 
     async def start(self) -> Outcome:
+        """Start the group, left to right; on an ``incomplete`` group, start the resources
+        found stopped, in order (as Pacemaker starts what its probes found missing)."""
         async with self.lock:
-            if self.state is not GroupState.STOPPED:
+            completing = self.state is GroupState.STARTED and self.incomplete
+            if self.state is not GroupState.STOPPED and not completing:
                 return Outcome.OK
+            todo = [
+                (index, res)
+                for index, res in enumerate(self.resources)
+                if not completing or res.state == "stopped"
+            ]
             self.state = GroupState.STARTING
-            log.info("starting group %s", self.key)
-            for index, res in enumerate(self.resources):
+            if completing:
+                names = ", ".join(res.bound.name for _, res in todo)
+                log.warning("completing group %s: starting %s", self.key, names)
+            else:
+                log.info("starting group %s", self.key)
+            for index, res in todo:
                 try:
                     await self._act(res, "start")
                     res.state = "started"
@@ -155,7 +176,9 @@ class GroupRuntime:
                     res.state = "failed"
                     log.error("giving up group %s: %s failed to start", self.key, res.bound.name)
                     blocked = isinstance(err, ConfigurationError)
-                    stopped = await self._stop_from(index)
+                    # Completing, resources after this one may run too: stop them all.
+                    last = len(self.resources) - 1 if completing else index
+                    stopped = await self._stop_from(last)
                     if not stopped:
                         self.state = GroupState.FAILED
                         return Outcome.FAILED
@@ -164,6 +187,22 @@ class GroupRuntime:
             self.state = GroupState.STARTED
             log.info("group %s started", self.key)
             return Outcome.OK
+
+    async def reannounce(self) -> None:
+        """Run start again on a started group's resources, which must succeed and change
+        nothing on a running resource (OCF), while an address agent's start on an address it
+        holds sends its gratuitous ARP again: after another node held our address too, clients
+        may still send to that node's MAC. A failure is left to the monitor."""
+        async with self.lock:
+            if self.state is not GroupState.STARTED:
+                return
+            for res in self.resources:
+                if res.state != "started":
+                    continue
+                try:
+                    await self._act(res, "start")
+                except AgentError:
+                    return  # reported by _act; the monitor decides what it means
 
     async def stop(self) -> Outcome:
         async with self.lock:

@@ -40,7 +40,7 @@ from hacore.resources.heartbeat_peer import (
     HeartbeatPeer,
     mirror,
 )
-from hacore.resources.placement import Direction, GroupSpec, Move, NodeView, Scope, plan
+from hacore.resources.placement import Direction, GroupSpec, Move, NodeView, Plan, Scope, plan
 from hacore.resources.runner import Runner
 from hacore.resources.stats import ActionStats
 
@@ -118,6 +118,15 @@ class ResourceManager:
         self._desired: dict[str, str | None] = {}
         # The last other node seen holding each group: says whether a start is a failover.
         self._last_holder: dict[str, str] = {}
+        # Groups the start-up probe found partly running: held (something of them runs here)
+        # but not serving; the plan completes them here, once no other node announces them,
+        # or stops them. Not monitored meanwhile: a monitor's restart in place of the missing
+        # part would not wait for the node that may serve it to release it.
+        self._incomplete: set[str] = set()
+        # Groups we hold that another node announced holding too (a conflict: after a
+        # partition, a frozen daemon, a start-up that found the group running). Whichever keeps
+        # it announces it again once the other lets go: clients may have the other's MAC.
+        self._contested: set[str] = set()
         self.score = 0
         # Connectivity scores as placement uses them: a change counts once no node's score has
         # changed for the settle time. Nodes measure on their own schedules; when a ping node
@@ -145,10 +154,18 @@ class ResourceManager:
             return
         await asyncio.gather(*(g.probe() for g in self.groups.values()))
         for group in self.groups.values():
-            if group.state is GroupState.STARTED:
-                self._start_monitor(group)
+            self._probed(group)
         self.probed = True
         self._changed()
+
+    def _probed(self, group: GroupRuntime) -> None:
+        """After a start-up probe: monitor what runs, note what runs only in part."""
+        if group.incomplete:
+            missing = ", ".join(r.bound.name for r in group.resources if r.state == "stopped")
+            log.warning("group %s runs only in part here (%s stopped)", group.key, missing)
+            self._incomplete.add(group.key)
+        elif group.state is GroupState.STARTED:
+            self._start_monitor(group)
 
     async def shutdown(self, timeout_s: float) -> None:
         """Hand every group over: announce that we leave, stop everything, announce the
@@ -385,7 +402,8 @@ class ResourceManager:
         views = self._views(time.monotonic())
         if views is None:
             return
-        todo = plan(self.specs, views, self.local, self.config.auto_failback)
+        incomplete = {k for k in self._incomplete if self.groups[k].incomplete}
+        todo = plan(self.specs, views, self.local, self.config.auto_failback, incomplete)
         self._desired = dict(todo.desired)
         for key in self._handed_over(todo.stop):
             # A stop that failed is not retried by itself (every plan would retry it at once,
@@ -394,7 +412,29 @@ class ResourceManager:
                 self._launch(key, "stop")
         for key in todo.start:
             self._launch(key, "start")
+        self._reannounce_uncontested(todo)
         self._close_handshakes()
+
+    def _reannounce_uncontested(self, todo: Plan) -> None:
+        """Announce again a group we keep once no other node announces it any more. While two
+        nodes held it both announced the address, and the other's gratuitous ARP may be the
+        one clients heard last: without a new one they keep sending to the node that let go
+        until their ARP entry expires. A group we stop or start now needs nothing more."""
+        others: set[str] = set()
+        for peer in self.peers.values():
+            if peer.state is not NodeState.DEAD and peer.announcement is not None:
+                others |= peer.announcement.holds
+        for key, group in self.groups.items():
+            if not group.holds or key in todo.stop or key in todo.start:
+                self._contested.discard(key)
+            elif key in others:
+                self._contested.add(key)
+            elif key in self._contested and group.state is GroupState.STARTED:
+                running = self._ops.get(key)
+                if running is None or running.done():
+                    self._contested.discard(key)
+                    log.info("group %s: no other node holds it now; announcing it again", key)
+                    self._launch(key, "reannounce")
 
     def _handed_over(self, stops: Iterable[str]) -> list[str]:
         """The stops we may do now. Heartbeat takes only what it is handed: a group going to a
@@ -455,9 +495,13 @@ class ResourceManager:
 
     async def _perform(self, key: str, op: str) -> None:
         group = self.groups[key]
+        if op == "reannounce":
+            await group.reannounce()
+            return
         if op == "start":
             self._changed()  # "starting" counts as holding: tell the peers before acting
             outcome = await group.start()
+            self._incomplete.discard(key)
             if outcome is Outcome.OK:
                 self._start_monitor(group)
                 self._group_moved(key)
@@ -466,6 +510,7 @@ class ResourceManager:
         else:
             self._stop_monitor(key)
             outcome = await group.stop()
+            self._incomplete.discard(key)
             if outcome is Outcome.OK:
                 target = "shutdown" if self.leaving else f"to {self._desired.get(key) or 'nowhere'}"
                 self._event(key, None, ResourceAction.RELEASE, OCFResult.SUCCESS, target)
@@ -666,8 +711,7 @@ class ResourceManager:
         self.groups[bound.key] = group
         if not self.maintenance:
             await group.probe()
-            if group.state is GroupState.STARTED:
-                self._start_monitor(group)
+            self._probed(group)
         self._set_spec(bound)
         self._changed()
 
@@ -681,6 +725,8 @@ class ResourceManager:
         self._preferred.pop(key, None)
         self._desired.pop(key, None)
         self._last_holder.pop(key, None)
+        self._incomplete.discard(key)
+        self._contested.discard(key)
         self.failed.discard(key)
         self._changed()
         return True
@@ -759,6 +805,7 @@ class ResourceManager:
             return
         # Still in maintenance while probing: the plan must not act on a half-probed picture.
         await asyncio.gather(*(g.probe() for g in self.groups.values()))
+        self._incomplete.clear()  # what the probes found missing, the monitors restart below
         self.maintenance = False
         await self._save_maintenance()
         log.warning("maintenance mode off: managing %s again", self._held_words())

@@ -20,7 +20,7 @@ announces holding it, and announcing is done the moment a stop completes.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hacore.config.model import AutoFailback
@@ -140,8 +140,12 @@ def plan(
     nodes: Sequence[NodeView],
     local: str,
     auto_failback: AutoFailback,
+    incomplete: Collection[str] = (),
 ) -> Plan:
-    """Start what should be here and is free, stop what should not be here."""
+    """Start what should be here and is free, stop what should not be here. ``incomplete``
+    groups are held here but only partly run (a probe found some resources stopped): held,
+    so stopped when they should not be here, and otherwise started like a group not held,
+    once no other node announces them (it may serve the part missing here)."""
     desired = place(groups, nodes, auto_failback)
     me = next(n for n in nodes if n.name == local)
     start: list[str] = []
@@ -150,7 +154,7 @@ def plan(
     for group in groups:
         mine = desired[group.key] == local
         held_here = group.key in me.holds
-        if mine and not held_here:
+        if mine and (not held_here or group.key in incomplete):
             others = [n for n in nodes if n.name != local and n.present and group.key in n.holds]
             (waiting if others else start).append(group.key)
         elif not mine and held_here:
