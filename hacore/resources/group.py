@@ -104,7 +104,9 @@ class GroupRuntime:
             raise
         except Exception as err:  # a bug in an agent is that agent's failure, not ours
             ended = OCFResult.ERR_GENERIC.name.lower()
-            log.exception("%s raised", what)
+            # One line for the operator; the traceback, for the agent's author, at debug level.
+            log.error("%s raised %r: a bug in the agent (traceback with debug on)", what, err)
+            log.debug("%s: traceback", what, exc_info=True)
             self._report(res, action, OCFResult.ERR_GENERIC, repr(err))
             raise AgentError(f"{what}: {err!r}") from None
         finally:
