@@ -30,6 +30,7 @@ from hacore.config.model import AuthMethod, ClusterConfig, Location
 from hacore.control import ControlServer
 from hacore.dispatch import EventDispatcher
 from hacore.events import NodeEvent
+from hacore.membership import rexmit
 from hacore.membership.detector import Membership
 from hacore.membership.envelope import Rejected, open_envelope, seal
 from hacore.membership.events import (
@@ -50,6 +51,7 @@ from hacore.paths import RuntimePaths
 from hacore.persist import next_generation, node_uuid
 from hacore.plugins import PluginError, plugin_manager
 from hacore.reload import ChangeKind, ReloadPlan, diff
+from hacore.resources import r1
 from hacore.resources.binding import BoundGroup, bind
 from hacore.resources.manager import ResourceManager, scopes
 from hacore.resources.placement import Direction
@@ -75,6 +77,7 @@ _NOTIFY_DRAIN_S = 5.0
 # how often (Heartbeat's own final shutdown follows its shutdone by a second).
 _GOODBYE_LINGER_S = 1.0
 _GOODBYE_SPACING_S = 0.1
+_GOODBYE_COPIES = 3  # the t=shutdone sent again, unchanged, to a Heartbeat peer (see _linger)
 _MCL_CURRENT, _MCL_FUTURE, _MCL_ONFAULT = 1, 2, 4
 # Agent workers and notifier lanes run shallow Python code; 8 MiB each, locked, is waste.
 _THREAD_STACK = 1024 * 1024
@@ -264,8 +267,9 @@ class Daemon:
         if undelivered:
             log.warning("%d notifications not delivered at shutdown", undelivered)
         self.pm.hook.hacore_daemon_stopping(config=self.config)
-        self._handle(self.membership.shutdown(time.time()))
-        await self._linger()
+        goodbye = self.membership.shutdown(time.time())
+        self._handle(goodbye)
+        await self._linger(goodbye)
         if self._timer is not None:
             self._timer.cancel()
         self.control.close()
@@ -277,7 +281,7 @@ class Daemon:
         self.systemd.close()
         log.info("stopped")
 
-    async def _linger(self) -> None:
+    async def _linger(self, goodbye: list[Event]) -> None:
         """Stay on the links a moment after t=shutdone, as Heartbeat does (its final shutdown
         comes a second later): the statuses that follow the goodbye show a peer that lost it a
         gap, it asks again (NS_rexmit) and we still answer, so it takes over at once even on a
@@ -288,7 +292,18 @@ class Daemon:
         if all(node.state is NodeState.DEAD for node in view.nodes):
             return
         end = loop.time() + _GOODBYE_LINGER_S
+        # A Heartbeat peer that lost the goodbye also needs its NS_rexmit and our answer to
+        # get through; on a lossy link that fails now and then, and it then waits for deadtime.
+        # So it gets the same datagram (same seq) a few more times, ahead of each status: a
+        # duplicate to Heartbeat once it has one. Not to hacore peers alone, which would count
+        # every copy as a replay.
+        copies = _GOODBYE_COPIES if self.resources.has_heartbeat_peer else 0
         while loop.time() < end:
+            if copies:
+                copies -= 1
+                for event in goodbye:
+                    if isinstance(event, Send):
+                        self.links.send(seal(event.message, self.config.auth))
             self._handle([Send(self.membership.status(time.time()))])
             await asyncio.sleep(_GOODBYE_SPACING_S)
 
@@ -333,7 +348,16 @@ class Daemon:
         except Rejected as bad:
             self._handle([membership.reject(bad.verdict, link, f"from {addr[0]}: {bad.detail}")])
             return
-        self._handle(membership.receive(message, link, loop.time(), time.time()))
+        events = membership.receive(message, link, loop.time(), time.time())
+        self._handle(events)
+        if message.type == rexmit.REXMIT and any(
+            isinstance(e, Send) and e.message.type == r1.RESOURCE for e in events
+        ):
+            # We resent an old t=resource, unchanged. Heartbeat takes a retransmitted message
+            # as current news (it does not order them by sequence): it may now believe us in
+            # transition (isstable=0) and refuse a standby request as "in flux". Our current
+            # t=resource, sent after it, puts its view right.
+            self.resources.restate_for_heartbeat()
         self._schedule()
 
     def _send(self, type_: str, fields: list[tuple[str, str | bytes]]) -> None:

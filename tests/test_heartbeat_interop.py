@@ -133,3 +133,43 @@ def test_a_heartbeat_peer_has_started_up_once_it_says_it_is_stable() -> None:
     assert hb.started_up and hb.hold == "local"
     hb.on_message(_from_heartbeat("starting"), 0.2, 200)  # it restarted
     assert not hb.started_up and hb.hold is None
+
+
+def test_a_late_done_of_an_earlier_standby_does_not_end_the_current_one() -> None:
+    hb = HeartbeatPeer("pc1")
+    gen = 7
+    # Its hb_standby opens a handshake at seq 0x2e; the done of the previous one (0x2b), lost
+    # and retransmitted, arrives after it and must not let us take yet.
+    hb.on_message(_from_heartbeat(ASK, rsc_hold="all", info="me"), 1.0, 1000, (gen, 0x2E))
+    hb.on_message(_from_heartbeat(ASK, rsc_hold="all", info="done"), 1.1, 1100, (gen, 0x2B))
+    assert not hb.ready_to_take
+    assert hb.settled() == []  # we say nothing before it has really released
+    hb.on_message(_from_heartbeat(ASK, rsc_hold="all", info="done"), 1.5, 1500, (gen, 0x30))
+    assert hb.ready_to_take
+    assert hb.settled() == [(ASK, [("rsc_hold", "all"), ("info", "done")])]
+
+
+def test_its_t_resource_retransmitted_after_its_done_is_taken_at_once() -> None:
+    hb = HeartbeatPeer("pc1")
+    gen = 7
+    hb.on_message(_from_heartbeat("resource", rsc_hold="all", isstable="1"), 0.0, 0, (gen, 0x10))
+    hb.on_message(_from_heartbeat(ASK, rsc_hold="all", info="me"), 1.0, 1000, (gen, 0x1C))
+    hb.on_message(_from_heartbeat(ASK, rsc_hold="all", info="done"), 1.2, 1200, (gen, 0x1F))
+    # Sent before the done, lost, retransmitted after it: what it holds is true at once.
+    late = _from_heartbeat("resource", rsc_hold="none", info="standby", isstable="1")
+    hb.on_message(late, 1.4, 1400, (gen, 0x1D))
+    assert hb.hold == "none"
+
+
+def test_a_late_t_starting_does_not_reset_a_handshake_under_way() -> None:
+    hb = HeartbeatPeer("pc1")
+    gen = 7
+    hb.on_message(_from_heartbeat("resource", rsc_hold="local", isstable="1"), 0.0, 0, (gen, 0x20))
+    assert hb.ask("foreign", now=1.0) != []
+    hb.on_message(_from_heartbeat(ASK, rsc_hold="foreign", info="other"), 1.1, 1100, (gen, 0x21))
+    # Its start-up t=starting (seq 0xa), retransmitted in the middle of our move.
+    hb.on_message(_from_heartbeat("starting"), 1.2, 1200, (gen, 0x0A))
+    assert hb.may_stop() and hb.hold == "local"
+    # A real restart (a new generation) still resets everything.
+    hb.on_message(_from_heartbeat("starting"), 5.0, 5000, (gen + 1, 0x01))
+    assert not hb.may_stop() and hb.hold is None

@@ -81,6 +81,16 @@ class HeartbeatPeer:
     # until its ask_resources info=done says the groups are really free.
     pending_hold: str | None = None
     ready_to_take: bool = False
+    # (generation, seq) of its info=me that opened the handshake where it gives. Its info=done
+    # of an earlier handshake, lost and retransmitted late, can arrive after that request; it
+    # says nothing about this release, and taking on it would start our copy before Heartbeat
+    # stopped its own (and say our done before it reached its DONE state, which it ignores).
+    opened: tuple[int, int] = (0, 0)
+    # The newest (generation, seq) it sent that we took. Handshake steps are events taken even
+    # when they come late, but one older than a message already taken (a retransmission after
+    # a loss) belongs to an exchange that is over: its t=starting of long ago must not reset
+    # a handshake under way, nor its done of an earlier standby end this one.
+    newest: tuple[int, int] = (0, 0)
 
     def announcement(self, preferred: Mapping[str, str]) -> fields.Announcement | None:
         if self.hold is None:
@@ -99,9 +109,16 @@ class HeartbeatPeer:
 
     # -------------------------------------------------------------- its messages
 
-    def on_message(self, msg: Message, now: float, at_ms: int) -> list[tuple[str, Fields]]:
-        """Take one of its messages; returns the messages to send in reply."""
-        if msg.type == r1.STARTING:
+    def on_message(
+        self, msg: Message, now: float, at_ms: int, order: tuple[int, int] = (0, 0)
+    ) -> list[tuple[str, Fields]]:
+        """Take one of its messages (``order``: its generation and sequence number); returns
+        the messages to send in reply."""
+        stale = (0, 0) < order < self.newest
+        self.newest = max(self.newest, order)
+        if msg.type == r1.STARTING and stale:
+            log.info("%s: its t=starting (seq %d) came late, after newer news", self.name, order[1])
+        elif msg.type == r1.STARTING:
             self.hold, self.leaving, self.moves = None, False, {}
             self.handshake, self.started_up = Handshake.NONE, False
         elif msg.type == r1.RESOURCE:
@@ -110,30 +127,42 @@ class HeartbeatPeer:
                 # Heartbeat says "none" before it releases anything (then shutdone): keep
                 # what it held until its shutdone ends it, or we would start a second copy.
                 self.leaving = True
-            elif self.handshake is Handshake.TAKING:
+            elif self.handshake is Handshake.TAKING and not self.ready_to_take:
                 self.pending_hold = msg.get("rsc_hold") or r1.NONE
             else:
+                # After its done, what it says is true at once: its t=resource sent before
+                # that done (info=standby, rsc_hold=none) may come after it, retransmitted.
                 self.hold = msg.get("rsc_hold") or r1.NONE
         elif msg.type == TAKEOVER:
             # Its hb_takeover: Heartbeat's rc.d script makes the other node run hb_standby
             # with the set mirrored; ``standby_requested`` tells the manager (see there).
             pass
         elif msg.type == ASK:
-            return self._on_ask(msg, now, at_ms)
+            return self._on_ask(msg, now, at_ms, order)
         return []
 
-    def _on_ask(self, msg: Message, now: float, at_ms: int) -> list[tuple[str, Fields]]:
+    def _on_ask(
+        self, msg: Message, now: float, at_ms: int, order: tuple[int, int]
+    ) -> list[tuple[str, Fields]]:
         word, info = msg.get("rsc_hold") or r1.NONE, msg.get("info")
         if info == "me":
             # It goes standby for ``word`` (its words): agree, and take once it released.
             self.gives(word, at_ms)
             self.handshake, self.word, self.since = Handshake.TAKING, mirror(word), now
-            self.ready_to_take, self.pending_hold = False, None
+            self.ready_to_take, self.pending_hold, self.opened = False, None, order
             log.info("%s goes standby for its %s groups: taking them", self.name, word)
             return [(ASK, [("rsc_hold", word), ("info", "other")])]
         if info == "other" and self.handshake is Handshake.ASKED:
             log.info("%s agreed to take our %s groups", self.name, self.word)
             self.handshake = Handshake.GIVING
+        elif (
+            info == "done" and self.handshake is Handshake.TAKING and (0, 0) < order <= self.opened
+        ):
+            log.info(
+                "%s: ignoring its ask_resources done (seq %d) of a standby before this one",
+                self.name,
+                order[1],
+            )
         elif info == "done" and self.handshake is Handshake.TAKING:
             # Its release is complete: what it said it holds is now true; we may start.
             self.ready_to_take = True

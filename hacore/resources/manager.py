@@ -288,7 +288,9 @@ class ResourceManager:
     def _from_heartbeat(self, node: str, peer: _Peer, msg: Message) -> fields.Announcement | None:
         """A Heartbeat peer's message: its R1 state, and our replies to its handshake."""
         hb = peer.heartbeat = peer.heartbeat or HeartbeatPeer(node)
-        for type_, body in hb.on_message(msg, time.monotonic(), int(time.time() * 1000)):
+        for type_, body in hb.on_message(
+            msg, time.monotonic(), int(time.time() * 1000), _order(msg)
+        ):
             self._send(type_, body + self.status_fields())
         if msg.type == TAKEOVER:
             # hb_takeover there = hb_standby here, the set seen from our side.
@@ -568,6 +570,20 @@ class ResourceManager:
             self._announced, self._announced_stable = current, stable
             self._send_resource(info="shutdown" if self.leaving else None)
         self.replan()
+
+    @property
+    def has_heartbeat_peer(self) -> bool:
+        return any(p.heartbeat is not None for p in self.peers.values())
+
+    def restate_for_heartbeat(self) -> None:
+        """Say our current t=resource again, if a Heartbeat peer listens (see the daemon).
+        Not once we are leaving: what we said then (info=shutdown) stands."""
+        if (
+            self.active
+            and not self.leaving
+            and any(p.heartbeat is not None for p in self.peers.values())
+        ):
+            self._send_resource()
 
     def _send_resource(self, *, info: str | None = None, full: bool = False) -> None:
         a = self.announcement()
