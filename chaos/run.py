@@ -354,20 +354,15 @@ class Chaos:
                 f.detail += f" for {self._hold(3.0, 6.0):.1f} s"
                 for wire in self.wires.values():
                     wire.clear()
-        elif kind == "standby":
-            node = self.pick(prefer_holder=0.8)
+        elif kind in ("standby", "takeover"):
+            # Standby mostly where the group is, takeover mostly where it is not.
+            node = self.pick(prefer_holder=0.8 if kind == "standby" else 0.2)
             with self._fault(kind, (node.name,)) as f:
-                done = node.standby("all", wait=False)
+                move = node.standby if kind == "standby" else node.takeover
+                done = move("all", wait=False)
                 f.detail = f"exit {done.returncode}"
                 self._hold(2.0, 4.0)
-                node.hactl("standby", "none")
-        elif kind == "takeover":
-            node = self.pick(prefer_holder=0.2)
-            with self._fault(kind, (node.name,)) as f:
-                done = node.takeover("all", wait=False)
-                f.detail = f"exit {done.returncode}"
-                self._hold(2.0, 4.0)
-                node.hactl("takeover", "none")
+                node.hactl(kind, "none")
         elif kind == "standby-restart":
             node = self.pick()
             with self._fault(kind, (node.name,)) as f:

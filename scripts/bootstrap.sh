@@ -9,7 +9,8 @@ VENV="$ROOT/.venv"
 
 # iproute2/nftables: the namespace labs; heartbeat/keepalived: the peers we interoperate with and
 # measure against; apache2/resource-agents/iputils: the services and agents of the scenario.
-DEBS=(iproute2 nftables procps util-linux iputils-ping iputils-arping tcpdump libxml2-utils
+# mount/passwd: the full-disk test mounts a tmpfs; the local-security test adds a throwaway user.
+DEBS=(iproute2 nftables procps util-linux mount passwd iputils-ping iputils-arping tcpdump libxml2-utils
       heartbeat keepalived resource-agents apache2 openssl curl python3-venv)
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -121,6 +121,8 @@ _ATTACKER = textwrap.dedent(
         # capture from before pc2's restart)
         fresh = capture(args["victim"])
         paced(s, fresh, n, (args["target"], PORT))
+        # Not a wait for the daemon: the capture must age past the freshness window, and only
+        # time does that.
         time.sleep(args["freshness"] + 2)
         paced(s, fresh, n, (args["target"], PORT))
         paced(s, bytes.fromhex(args["old"]), n, (args["target"], PORT))
